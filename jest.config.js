@@ -1,0 +1,51 @@
+/**
+ * Jest in ESM mode (NestJS 12 is ESM-only) with @swc/jest: legacy decorators and decorator
+ * metadata, as `tsc` emits them. Two projects: `unit` (specs beside the code) and `e2e` (the real
+ * application over HTTP against a real PostgreSQL, in `test/`).
+ */
+const swc = {
+  jsc: {
+    target: 'es2022',
+    parser: { syntax: 'typescript', decorators: true },
+    transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
+    keepClassNames: true,
+  },
+  module: { type: 'es6' },
+  sourceMaps: 'inline',
+};
+
+/**
+ * ESM-only packages that CommonJS dependencies `require` (Node 20's require(esm) does not reach
+ * into Jest's module system): @fastify/static → content-disposition, light-my-request → cookie.
+ * Jest transforms them to CommonJS.
+ */
+const ESM_ONLY_REQUIRED = ['content-disposition', 'cookie'];
+
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', swc],
+    [`node_modules/(${ESM_ONLY_REQUIRED.join('|')})/.+\\.js$`]: [
+      '@swc/jest',
+      { jsc: { target: 'es2022' }, module: { type: 'commonjs' } },
+    ],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY_REQUIRED.join('|')})/)`],
+  testEnvironment: 'node',
+};
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+  ],
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
+  testTimeout: 30_000,
+};

@@ -1,0 +1,5 @@
+// Every migration, oldest first. `npm run migration:generate -- <Name>` adds new ones here.
+// A landed migration is never edited: write a new one.
+import { Init1763700000000 } from './1763700000000-init.js';
+
+export const MIGRATIONS = [Init1763700000000];

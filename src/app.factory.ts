@@ -1,0 +1,110 @@
+import helmet from '@fastify/helmet';
+import { NestFactory } from '@nestjs/core';
+import { LogController } from 'fastify';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { AppModule } from './app.module.js';
+import { ProblemDetailsFilter } from './common/errors/problem.filter.js';
+import { createValidationPipe } from './common/errors/validation.js';
+import { PinoNestLogger } from './common/logging/logger.js';
+import { requestContext } from './common/request-context.js';
+import { setupSwagger } from './common/swagger/swagger.js';
+import type { AppConfig } from './config/config.schema.js';
+import { MetricsService } from './health/metrics.service.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export interface CreateAppOptions {
+  config: AppConfig;
+  databaseUrl: string;
+  logger: Logger;
+  /** Extra modules (tests add probe routes here). */
+  imports?: ModuleImport[];
+}
+
+type ModuleImport = Parameters<typeof AppModule.forRoot>[0]['imports'] extends (infer T)[] | undefined ? T : never;
+
+/**
+ * Builds the application: Fastify with helmet, CORS, body limit and trust-proxy from
+ * configuration; request ids; problem+json errors; global validation; metrics; Swagger. The
+ * caller listens and closes. Used by `main.ts` and by the e2e tests, so tests run what ships.
+ */
+export async function createApp({
+  config,
+  databaseUrl,
+  logger,
+  imports,
+}: CreateAppOptions): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger,
+    // Requests are logged once, by our onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Fastify also takes a hop count here; its type does not say so.
+    trustProxy: config.TRUST_PROXY as boolean | string[],
+    requestIdHeader: false,
+    genReqId: (req: IncomingMessage) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot({ config, databaseUrl, imports }),
+    adapter,
+    {
+      logger: new PinoNestLogger(logger),
+      abortOnError: false,
+    },
+  );
+  const metrics = app.get(MetricsService);
+  const fastify = adapter.getInstance();
+
+  // Hooks go on before Nest registers its routes (app.init), so that they cover every route.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    requestContext.run({ requestId: String(request.id), ip: request.ip }, done);
+  });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.observeHttp(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    requestContext.run({ requestId: String(request.id) }, () => {
+      logger.info(
+        {
+          req: { method: request.method, url: request.url, ip: request.ip },
+          res: { statusCode: reply.statusCode },
+          responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
+        },
+        'request completed',
+      );
+    });
+    done();
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: [`'self'`],
+        styleSrc: [`'self'`, `'unsafe-inline'`],
+        imgSrc: [`'self'`, 'data:'],
+        scriptSrc: [`'self'`, `'unsafe-inline'`],
+        // Served over plain HTTP in development: do not make browsers upgrade /docs assets.
+        upgradeInsecureRequests: null,
+      },
+    },
+  });
+  app.enableCors({
+    origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false,
+    credentials: true,
+    exposedHeaders: ['x-request-id', 'retry-after'],
+  });
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new ProblemDetailsFilter(logger));
+  setupSwagger(app);
+  await app.init();
+  await fastify.ready();
+  return app;
+}

@@ -1,0 +1,12 @@
+import { Global, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuditLogEntity } from './audit-log.entity.js';
+import { AuditService } from './audit.service.js';
+
+@Global()
+@Module({
+  imports: [TypeOrmModule.forFeature([AuditLogEntity])],
+  providers: [AuditService],
+  exports: [AuditService],
+})
+export class AuditModule {}

@@ -1,0 +1,84 @@
+import { HttpStatus } from '@nestjs/common';
+
+/** RFC 9457 problem details, as every error of this service is answered. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  requestId?: string;
+  /** Field errors of a validation problem. */
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+export interface FieldError {
+  field: string;
+  messages: string[];
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+/** Stable problem type URI for a code: `urn:switchboard:problem:<code>`. */
+export function problemType(code: string): string {
+  return `urn:switchboard:problem:${code}`;
+}
+
+/**
+ * An error our code raises on purpose: a stable code (the problem type), an HTTP status, a
+ * human-readable detail and optional extension members. Modules subclass it or use it directly.
+ */
+export class AppException extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    readonly detail: string,
+    readonly extensions: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'AppException';
+  }
+}
+
+export class ValidationFailedException extends AppException {
+  constructor(readonly errors: FieldError[]) {
+    super('validation-failed', HttpStatus.BAD_REQUEST, summarise(errors), { errors });
+  }
+}
+
+function summarise(errors: FieldError[]): string {
+  const first = errors[0];
+  if (!first) return 'The request is not valid.';
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  return `${first.field}: ${first.messages[0]}${more}`;
+}
+
+/** Titles and codes of the statuses we answer without a more specific code. */
+export const STATUS_CODES: Record<number, { code: string; title: string }> = {
+  400: { code: 'bad-request', title: 'Bad request' },
+  401: { code: 'unauthorized', title: 'Unauthorized' },
+  403: { code: 'forbidden', title: 'Forbidden' },
+  404: { code: 'not-found', title: 'Not found' },
+  405: { code: 'method-not-allowed', title: 'Method not allowed' },
+  406: { code: 'not-acceptable', title: 'Not acceptable' },
+  409: { code: 'conflict', title: 'Conflict' },
+  410: { code: 'gone', title: 'Gone' },
+  413: { code: 'payload-too-large', title: 'Payload too large' },
+  415: { code: 'unsupported-media-type', title: 'Unsupported media type' },
+  422: { code: 'unprocessable', title: 'Unprocessable content' },
+  429: { code: 'too-many-requests', title: 'Too many requests' },
+  500: { code: 'internal-error', title: 'Internal server error' },
+  502: { code: 'bad-gateway', title: 'Bad gateway' },
+  503: { code: 'service-unavailable', title: 'Service unavailable' },
+  504: { code: 'gateway-timeout', title: 'Gateway timeout' },
+};
+
+export function titleFor(status: number): string {
+  return STATUS_CODES[status]?.title ?? (status >= 500 ? 'Server error' : 'Client error');
+}
+
+export function codeFor(status: number): string {
+  return STATUS_CODES[status]?.code ?? (status >= 500 ? 'server-error' : 'client-error');
+}

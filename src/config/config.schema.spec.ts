@@ -1,0 +1,77 @@
+import { ConfigError, loadConfig } from './config.schema.js';
+
+describe('loadConfig', () => {
+  it('gives every variable its default on an empty environment', () => {
+    const c = loadConfig({});
+    expect(c).toEqual({
+      NODE_ENV: 'development',
+      HOST: '0.0.0.0',
+      PORT: 3000,
+      DATABASE_URL: undefined,
+      DATABASE_POOL_MAX: 10,
+      EMBEDDED_PG_DIR: './.data/postgres',
+      EMBEDDED_PG_PORT: 54329,
+      REDIS_URL: undefined,
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: false,
+      CORS_ORIGINS: [],
+      BODY_LIMIT_BYTES: 1_048_576,
+      TRUST_PROXY: false,
+      SHUTDOWN_TIMEOUT_MS: 10_000,
+      JOBS_ENABLED: true,
+    });
+  });
+
+  it('parses typed values', () => {
+    const c = loadConfig({
+      PORT: '8080',
+      DATABASE_URL: 'postgres://u:p@db:5432/sb',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      LOG_PRETTY: 'yes',
+      CORS_ORIGINS: 'https://a.example, https://b.example ,',
+      TRUST_PROXY: '10.0.0.0/8,127.0.0.1',
+    });
+    expect(c.PORT).toBe(8080);
+    expect(c.DATABASE_URL).toBe('postgres://u:p@db:5432/sb');
+    expect(c.LOG_PRETTY).toBe(true);
+    expect(c.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example']);
+    expect(c.TRUST_PROXY).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(loadConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'Invalid configuration: PORT must be a whole number from 0 to 65535 (got "abc")'],
+    [{ PORT: '70000' }, 'Invalid configuration: PORT must be a whole number from 0 to 65535 (got "70000")'],
+    [
+      { LOG_LEVEL: 'loud' },
+      'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ],
+    [{ LOG_PRETTY: 'maybe' }, 'Invalid configuration: LOG_PRETTY must be true or false (got "maybe")'],
+    [
+      { NODE_ENV: 'staging' },
+      'Invalid configuration: NODE_ENV must be one of development, production, test (got "staging")',
+    ],
+  ])('refuses %j with one line naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it('never repeats the value of a variable that may hold credentials', () => {
+    let error: unknown;
+    try {
+      loadConfig({ DATABASE_URL: 'mysql://root:hunter2@db/x' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      'Invalid configuration: DATABASE_URL must start with postgres: or postgresql:// (value hidden)',
+    );
+  });
+
+  it('names every bad variable on the one line', () => {
+    expect(() => loadConfig({ PORT: 'x', BODY_LIMIT_BYTES: '1' })).toThrow(
+      /^Invalid configuration: PORT must .+; BODY_LIMIT_BYTES must be a whole number from 1024 to 104857600 \(got "1"\)$/,
+    );
+  });
+});

@@ -1,0 +1,129 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Every variable the service reads is here, with its default;
+ * `.env.example` documents each of them. The process refuses to start on a bad value.
+ */
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (['true', '1', 'yes', 'on'].includes(v)) return true;
+      if (['false', '0', 'no', 'off'].includes(v)) return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return Number(v);
+    });
+
+const optionalUrl = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `must be a URL (${protocols.join(' or ')})` });
+        return z.NEVER;
+      }
+      if (!protocols.includes(url.protocol)) {
+        ctx.addIssue({ code: 'custom', message: `must start with ${protocols.join(' or ')}//` });
+        return z.NEVER;
+      }
+      return v;
+    });
+
+const list = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
+
+/** `false`, `true`, a hop count, or a comma list of addresses/CIDRs, as Fastify's `trustProxy` takes. */
+const trustProxy = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v): boolean | number | string[] => {
+    if (v === undefined || v === '' || v.toLowerCase() === 'false') return false;
+    if (v.toLowerCase() === 'true') return true;
+    if (/^\d+$/.test(v)) return Number(v);
+    return v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  });
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  PORT: int(3000, 0, 65535),
+  DATABASE_URL: optionalUrl(['postgres:', 'postgresql:']),
+  DATABASE_POOL_MAX: int(10, 1, 500),
+  EMBEDDED_PG_DIR: z.string().trim().min(1).default('./.data/postgres'),
+  EMBEDDED_PG_PORT: int(54329, 1, 65535),
+  REDIS_URL: optionalUrl(['redis:', 'rediss:']),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: bool(false),
+  CORS_ORIGINS: list,
+  BODY_LIMIT_BYTES: int(1_048_576, 1024, 104_857_600),
+  TRUST_PROXY: trustProxy,
+  SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+  JOBS_ENABLED: bool(true),
+});
+
+export type AppConfig = z.output<typeof configSchema>;
+
+/** Values of these variables may hold credentials: an error names the variable, never the value. */
+const SECRET_LIKE = /SECRET|KEY|PASSWORD|TOKEN|_URL$/;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Validates an environment and returns the typed configuration, or throws a ConfigError whose
+ * message is one line naming every bad variable.
+ */
+export function loadConfig(env: Record<string, string | undefined>): AppConfig {
+  const result = configSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '(root)');
+    const got = env[name];
+    const shown =
+      got === undefined
+        ? 'unset'
+        : SECRET_LIKE.test(name)
+          ? 'value hidden'
+          : `got "${got.length > 40 ? got.slice(0, 40) + '…' : got}"`;
+    const message = issue.code === 'invalid_value' ? `must be one of ${issue.values.join(', ')}` : issue.message;
+    return `${name} ${message} (${shown})`;
+  });
+  throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+}

@@ -1,0 +1,60 @@
+import type { DynamicModule, Type } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createApp } from '../../src/app.factory.js';
+import { createLogger } from '../../src/common/logging/logger.js';
+import { type AppConfig, loadConfig } from '../../src/config/config.schema.js';
+import { runMigrations } from '../../src/database/migrator.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { LogCapture } from './log-capture.js';
+
+export interface TestApp {
+  app: NestFastifyApplication;
+  config: AppConfig;
+  url: string;
+  db: TestDatabase;
+  logs: LogCapture;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  imports?: (Type | DynamicModule)[];
+  /** An existing database URL instead of a fresh one (the caller owns it). */
+  databaseUrl?: string;
+}
+
+/**
+ * Boots the real application (the same `createApp` as `npm start`) on Fastify, listening on
+ * 127.0.0.1 on a free port, against a fresh migrated database of its own.
+ */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const db: TestDatabase = options.databaseUrl
+    ? { url: options.databaseUrl, name: '', drop: async () => undefined }
+    : await createTestDatabase(expect.getState().testPath?.split('/').pop()?.split('.')[0] ?? 'e2e');
+  await runMigrations(db.url);
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
+    JOBS_ENABLED: 'false',
+    ...options.env,
+  });
+  const logs = new LogCapture();
+  const logger = createLogger({ level: config.LOG_LEVEL, pretty: false }, logs);
+  const app = await createApp({ config, databaseUrl: db.url, logger, imports: options.imports });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.getHttpServer().address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  return {
+    app,
+    config,
+    url,
+    db,
+    logs,
+    fetch: (path, init) => fetch(url + path, init),
+    close: async () => {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
