@@ -1,5 +1,6 @@
 // Every migration, oldest first. `npm run migration:generate -- <Name>` adds new ones here.
 // A landed migration is never edited: write a new one.
 import { Init1763700000000 } from './1763700000000-init.js';
+import { AccessControl1795237743921 } from './1795237743921-access-control.js';
 
-export const MIGRATIONS = [Init1763700000000];
+export const MIGRATIONS = [Init1763700000000, AccessControl1795237743921];

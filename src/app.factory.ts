@@ -11,13 +11,13 @@ import { createValidationPipe } from './common/errors/validation.js';
 import { PinoNestLogger } from './common/logging/logger.js';
 import { requestContext } from './common/request-context.js';
 import { setupSwagger } from './common/swagger/swagger.js';
-import type { AppConfig } from './config/config.schema.js';
+import type { ResolvedConfig } from './config/config.schema.js';
 import { MetricsService } from './health/metrics.service.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export interface CreateAppOptions {
-  config: AppConfig;
+  config: ResolvedConfig;
   databaseUrl: string;
   logger: Logger;
   /** Extra modules (tests add probe routes here). */

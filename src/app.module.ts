@@ -1,15 +1,18 @@
 import { type DynamicModule, type ForwardReference, Module, type Type } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuditModule } from './audit/audit.module.js';
 import { RedisModule } from './common/redis/redis.module.js';
 import { ConfigModule } from './config/config.module.js';
-import type { AppConfig } from './config/config.schema.js';
-import { dataSourceOptions } from './database/data-source.js';
+import type { ResolvedConfig } from './config/config.schema.js';
+import { DatabaseModule } from './database/database.module.js';
+import { AuthModule } from './auth/auth.module.js';
+import { RateLimitModule } from './common/rate-limit/rate-limit.module.js';
+import { TenantsModule } from './tenants/tenants.module.js';
+import { UsersModule } from './users/users.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 
 export interface AppModuleOptions {
-  config: AppConfig;
+  config: ResolvedConfig;
   /** The database to use: DATABASE_URL, or the embedded PostgreSQL's. */
   databaseUrl: string;
   /** Extra modules, for tests. */
@@ -24,14 +27,14 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        TypeOrmModule.forRoot({
-          ...dataSourceOptions(databaseUrl, config.DATABASE_POOL_MAX),
-          autoLoadEntities: true,
-          retryAttempts: 0,
-        }),
+        DatabaseModule.forRoot(databaseUrl, config.DATABASE_POOL_MAX),
         RedisModule,
-        JobsModule.forRoot(databaseUrl),
+        RateLimitModule,
+        JobsModule.forRoot(),
         AuditModule,
+        TenantsModule,
+        UsersModule,
+        AuthModule,
         HealthModule,
         ...imports,
       ],

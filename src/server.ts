@@ -2,13 +2,14 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
 import { createApp } from './app.factory.js';
 import { createLogger } from './common/logging/logger.js';
-import { type AppConfig, loadConfig } from './config/config.schema.js';
+import { loadConfig, type ResolvedConfig } from './config/config.schema.js';
+import { resolveSecrets } from './config/local-secrets.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { runMigrations } from './database/migrator.js';
 
 export interface RunningServer {
   app: NestFastifyApplication;
-  config: AppConfig;
+  config: ResolvedConfig;
   logger: Logger;
   /** Where the service answers, e.g. http://localhost:3000 */
   url: string;
@@ -21,7 +22,7 @@ export interface RunningServer {
  * the embedded PostgreSQL when DATABASE_URL is unset, applies pending migrations, listens.
  */
 export async function startServer(env: Record<string, string | undefined>): Promise<RunningServer> {
-  const config = loadConfig(env);
+  const config = resolveSecrets(loadConfig(env));
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: config.LOG_PRETTY });
 
   let embedded: EmbeddedPostgresHandle | undefined;

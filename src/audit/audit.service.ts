@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import type { EntityManager, Repository } from 'typeorm';
+import type { AuditLogQuery } from './audit-log.dto.js';
+import { Brackets, type EntityManager, Repository } from 'typeorm';
+import { type CursorPage, decodeCursor, encodeCursor } from '../common/pagination.js';
 import { requestContext } from '../common/request-context.js';
 import { AuditLogEntity, type AuditActorType } from './audit-log.entity.js';
 
@@ -36,5 +38,26 @@ export class AuditService {
         details: entry.details ?? {},
       }),
     );
+  }
+
+  /** The company's audit log, newest first, keyset-paginated. */
+  async list(companyId: string, query: AuditLogQuery): Promise<CursorPage<AuditLogEntity>> {
+    const qb = this.repo.createQueryBuilder('a').where('a.company_id = :companyId', { companyId });
+    if (query.action) qb.andWhere('a.action = :action', { action: query.action });
+    if (query.since) qb.andWhere('a.created_at >= :since', { since: query.since });
+    if (query.until) qb.andWhere('a.created_at < :until', { until: query.until });
+    if (query.cursor) {
+      const k = decodeCursor(query.cursor);
+      qb.andWhere(
+        new Brackets((w) =>
+          w.where('a.created_at < :at', { at: k.at }).orWhere('(a.created_at = :at AND a.id < :id)', { at: k.at, id: k.id }),
+        ),
+      );
+    }
+    const rows = await qb.orderBy('a.created_at', 'DESC').addOrderBy('a.id', 'DESC').take(query.limit + 1).getMany();
+    const more = rows.length > query.limit;
+    const data = more ? rows.slice(0, query.limit) : rows;
+    const last = data[data.length - 1];
+    return { data, next: more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null };
   }
 }

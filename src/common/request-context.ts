@@ -4,6 +4,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface RequestContext {
   requestId: string;
   ip?: string;
+  /** Set once the credential is resolved. */
+  companyId?: string;
 }
 
 export const requestContext = new AsyncLocalStorage<RequestContext>();

@@ -19,7 +19,32 @@ describe('loadConfig', () => {
       TRUST_PROXY: false,
       SHUTDOWN_TIMEOUT_MS: 10_000,
       JOBS_ENABLED: true,
+      JWT_SECRET: undefined,
+      JWT_ACCESS_TTL_SECONDS: 900,
+      REFRESH_TOKEN_TTL_DAYS: 30,
+      INTERNAL_API_SECRET: undefined,
+      AUTH_REGISTRATION_ENABLED: true,
+      PASSWORD_HASH_COST: 16,
+      API_KEY_CACHE_TTL_MS: 10_000,
+      RATE_LIMIT_TENANT_PER_MIN: 300,
+      RATE_LIMIT_OPERATOR_PER_MIN: 100,
+      RATE_LIMIT_LOGIN_PER_MIN: 10,
+      RATE_LIMIT_WEBHOOK_PER_MIN: 1000,
     });
+  });
+
+  it('refuses an operator secret shorter than 32 characters, without echoing it', () => {
+    expect(() => loadConfig({ INTERNAL_API_SECRET: 'short-secret' })).toThrow(
+      new ConfigError('Invalid configuration: INTERNAL_API_SECRET must be at least 32 characters (value hidden)'),
+    );
+    expect(loadConfig({ INTERNAL_API_SECRET: 'x'.repeat(32) }).INTERNAL_API_SECRET).toBe('x'.repeat(32));
+  });
+
+  it('requires JWT_SECRET in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production (unset)'),
+    );
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32) }).JWT_SECRET).toBe('s'.repeat(32));
   });
 
   it('parses typed values', () => {

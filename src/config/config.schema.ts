@@ -79,6 +79,19 @@ const trustProxy = z
       .filter(Boolean);
   });
 
+const secret = (min: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (v.length < min) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${min} characters` });
+        return z.NEVER;
+      }
+      return v;
+    });
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
@@ -95,9 +108,25 @@ export const configSchema = z.object({
   TRUST_PROXY: trustProxy,
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
   JOBS_ENABLED: bool(true),
+
+  // Access
+  JWT_SECRET: secret(32),
+  JWT_ACCESS_TTL_SECONDS: int(900, 60, 86_400),
+  REFRESH_TOKEN_TTL_DAYS: int(30, 1, 365),
+  INTERNAL_API_SECRET: secret(32),
+  AUTH_REGISTRATION_ENABLED: bool(true),
+  PASSWORD_HASH_COST: int(16, 10, 20),
+  API_KEY_CACHE_TTL_MS: int(10_000, 0, 300_000),
+  RATE_LIMIT_TENANT_PER_MIN: int(300, 1, 1_000_000),
+  RATE_LIMIT_OPERATOR_PER_MIN: int(100, 1, 1_000_000),
+  RATE_LIMIT_LOGIN_PER_MIN: int(10, 1, 1_000_000),
+  RATE_LIMIT_WEBHOOK_PER_MIN: int(1000, 1, 1_000_000),
 });
 
 export type AppConfig = z.output<typeof configSchema>;
+
+/** The configuration once every secret is settled (JWT_SECRET is then always present). */
+export type ResolvedConfig = AppConfig & { JWT_SECRET: string };
 
 /** Values of these variables may hold credentials: an error names the variable, never the value. */
 const SECRET_LIKE = /SECRET|KEY|PASSWORD|TOKEN|_URL$/;
@@ -112,7 +141,12 @@ export class ConfigError extends Error {
  */
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const result = configSchema.safeParse(env);
-  if (result.success) return result.data;
+  if (result.success) {
+    if (result.data.NODE_ENV === 'production' && !result.data.JWT_SECRET) {
+      throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production (unset)');
+    }
+    return result.data;
+  }
   const problems = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? '(root)');
     const got = env[name];

@@ -9,6 +9,7 @@ import {
 } from '@nestjs/terminus';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { Access } from '../common/access/access.decorators.js';
 import { AppException } from '../common/errors/problem.js';
 import { RedisService } from '../common/redis/redis.module.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
@@ -18,6 +19,7 @@ const CHECK_TIMEOUT_MS = 1_500;
 
 @ApiTags('operations')
 @Controller()
+@Access.public()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,

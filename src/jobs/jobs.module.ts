@@ -1,16 +1,16 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { DATABASE_URL, JobsService } from './jobs.service.js';
+import { JobsService } from './jobs.service.js';
 
 @Global()
 @Module({})
 export class JobsModule {
-  static forRoot(databaseUrl: string): DynamicModule {
+  static forRoot(): DynamicModule {
     return {
       module: JobsModule,
       imports: [ScheduleModule.forRoot()],
-      providers: [{ provide: DATABASE_URL, useValue: databaseUrl }, JobsService],
-      exports: [JobsService, DATABASE_URL],
+      providers: [JobsService],
+      exports: [JobsService],
     };
   }
 }

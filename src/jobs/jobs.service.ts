@@ -2,8 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import PgBoss from 'pg-boss';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { DATABASE_URL } from '../database/database.tokens.js';
 
-export const DATABASE_URL = Symbol('DATABASE_URL');
 
 /**
  * Durable jobs on pg-boss, on the same PostgreSQL (schema `pgboss`). CRM call logging and

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Module, Post, Query } from '@nestjs/common';
 import { Type } from 'class-transformer';
+import { Access } from '../../src/common/access/access.decorators.js';
 import { IsInt, IsString, Length, Max, Min, ValidateNested } from 'class-validator';
 
 class ProbeAddress {
@@ -14,6 +15,7 @@ export class ProbeBody {
 
 /** Routes that exist only in tests, to drive the error paths of the real pipeline. */
 @Controller('__probe')
+@Access.public()
 export class ProbeController {
   @Post('echo')
   echo(@Body() body: ProbeBody) {

@@ -2,14 +2,17 @@ import type { DynamicModule, Type } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../src/app.factory.js';
 import { createLogger } from '../../src/common/logging/logger.js';
-import { type AppConfig, loadConfig } from '../../src/config/config.schema.js';
+import { loadConfig, type ResolvedConfig } from '../../src/config/config.schema.js';
 import { runMigrations } from '../../src/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { LogCapture } from './log-capture.js';
 
+/** The operator secret the test application is started with. */
+export const TEST_INTERNAL_SECRET = 'test-internal-secret-of-32-characters-or-more';
+
 export interface TestApp {
   app: NestFastifyApplication;
-  config: AppConfig;
+  config: ResolvedConfig;
   url: string;
   db: TestDatabase;
   logs: LogCapture;
@@ -33,12 +36,16 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ? { url: options.databaseUrl, name: '', drop: async () => undefined }
     : await createTestDatabase(expect.getState().testPath?.split('/').pop()?.split('.')[0] ?? 'e2e');
   await runMigrations(db.url);
-  const config = loadConfig({
+  const loaded = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
     JOBS_ENABLED: 'false',
+    JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
+    INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
+    PASSWORD_HASH_COST: '10',
     ...options.env,
   });
+  const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };
   const logs = new LogCapture();
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: false }, logs);
   const app = await createApp({ config, databaseUrl: db.url, logger, imports: options.imports });

@@ -43,7 +43,8 @@ export function createLogger(settings: LoggerSettings, destination?: Destination
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     mixin: () => {
       const ctx = requestContext.getStore();
-      return ctx ? { requestId: ctx.requestId } : {};
+      if (!ctx) return {};
+      return ctx.companyId ? { requestId: ctx.requestId, companyId: ctx.companyId } : { requestId: ctx.requestId };
     },
     serializers: {
       err: serializeError,

@@ -1,0 +1,55 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsEmail, IsOptional, IsString, Length, MaxLength, ValidateNested } from 'class-validator';
+import { MAX_PASSWORD, MIN_PASSWORD, PreferencesDto, UserDto } from '../../users/dto/users.dto.js';
+
+export class RegisterDto {
+  @ApiProperty({ example: 'Acme Dental' }) @IsString() @Length(1, 200) companyName!: string;
+  @ApiProperty({ example: 'owner@acme.example' }) @IsEmail() @MaxLength(254) email!: string;
+  @ApiProperty({ minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD }) @IsString() @Length(MIN_PASSWORD, MAX_PASSWORD) password!: string;
+  @ApiProperty({ example: 'Olivia Owner' }) @IsString() @Length(1, 200) displayName!: string;
+}
+
+export class LoginDto {
+  @ApiProperty() @IsString() @MaxLength(254) email!: string;
+  @ApiProperty() @IsString() @MaxLength(MAX_PASSWORD) password!: string;
+}
+
+export class RefreshDto {
+  @ApiProperty({ description: 'The refresh token of the last login or refresh' }) @IsString() @Length(20, 200) refreshToken!: string;
+}
+
+export class LogoutDto {
+  @ApiPropertyOptional({ description: 'End the session of this refresh token (default: the session of the access token)' })
+  @IsOptional()
+  @IsString()
+  @Length(20, 200)
+  refreshToken?: string;
+}
+
+export class UpdateMeDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) displayName?: string;
+
+  @ApiPropertyOptional({ type: PreferencesDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => PreferencesDto)
+  preferences?: PreferencesDto;
+
+  @ApiPropertyOptional({ minLength: MIN_PASSWORD, description: 'Needs currentPassword' })
+  @IsOptional()
+  @IsString()
+  @Length(MIN_PASSWORD, MAX_PASSWORD)
+  newPassword?: string;
+
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(MAX_PASSWORD) currentPassword?: string;
+}
+
+export class TokensDto {
+  @ApiProperty({ description: 'JWT (HS256), sent as Authorization: Bearer' }) accessToken!: string;
+  @ApiProperty({ example: 'Bearer' }) tokenType!: 'Bearer';
+  @ApiProperty({ description: 'Seconds until the access token expires' }) expiresIn!: number;
+  @ApiProperty({ description: 'Opaque; single use: each refresh returns a new one' }) refreshToken!: string;
+  @ApiProperty() refreshTokenExpiresAt!: Date;
+  @ApiProperty({ type: UserDto }) user!: UserDto;
+}
