@@ -68,6 +68,13 @@ describe('operations: health, metrics, OpenAPI', () => {
       const responses = Object.keys(op.responses as object);
       expect([where, responses.some((s) => s.startsWith('2'))]).toEqual([where, true]);
       expect([where, responses.includes('500')]).toEqual([where, true]);
+      // Every route declares who may call it; the guard refuses routes that do not.
+      const access = op['x-access'] as { kind: string } | undefined;
+      expect([where, ['public', 'session', 'tenant', 'operator'].includes(access?.kind ?? '')]).toEqual([where, true]);
+      if (access?.kind !== 'public') {
+        expect([where, ['401', '403', '429'].every((s) => responses.includes(s))]).toEqual([where, true]);
+        expect([where, Array.isArray(op.security) && (op.security as unknown[]).length > 0]).toEqual([where, true]);
+      }
     }
   });
 });

@@ -50,14 +50,23 @@ export class AuditService {
       const k = decodeCursor(query.cursor);
       qb.andWhere(
         new Brackets((w) =>
-          w.where('a.created_at < :at', { at: k.at }).orWhere('(a.created_at = :at AND a.id < :id)', { at: k.at, id: k.id }),
+          w
+            .where('a.created_at < :at', { at: k.at })
+            .orWhere('(a.created_at = :at AND a.id < :id)', { at: k.at, id: k.id }),
         ),
       );
     }
-    const rows = await qb.orderBy('a.created_at', 'DESC').addOrderBy('a.id', 'DESC').take(query.limit + 1).getMany();
+    // The cursor keeps the exact (microsecond) time of the last row; createdAt has milliseconds only.
+    const { entities: rows, raw } = await qb
+      .addSelect(`to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'cursor_at')
+      .orderBy('a.created_at', 'DESC')
+      .addOrderBy('a.id', 'DESC')
+      .limit(query.limit + 1)
+      .getRawAndEntities<{ cursor_at: string }>();
     const more = rows.length > query.limit;
     const data = more ? rows.slice(0, query.limit) : rows;
     const last = data[data.length - 1];
-    return { data, next: more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null };
+    const lastAt = raw[data.length - 1]?.cursor_at;
+    return { data, next: more && last && lastAt ? encodeCursor({ at: lastAt, id: last.id }) : null };
   }
 }

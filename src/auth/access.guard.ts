@@ -40,7 +40,10 @@ export class AccessGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return true;
-    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [context.getHandler(), context.getClass()]);
+    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (!rule) throw new AppException('forbidden', 403, 'This route has no access rule.');
     if (rule.kind === 'public') return true;
 
@@ -52,7 +55,11 @@ export class AccessGuard implements CanActivate {
     } catch (error) {
       // Failed credentials count against the client address: no free guessing of keys.
       if (error instanceof AppException && error.status === 401) {
-        enforce(await this.rateLimits.hit(`authfail:${request.ip}`, this.config.RATE_LIMIT_TENANT_PER_MIN), reply, 'failed authentications from this address');
+        enforce(
+          await this.rateLimits.hit(`authfail:${request.ip}`, this.config.RATE_LIMIT_TENANT_PER_MIN),
+          reply,
+          'failed authentications from this address',
+        );
       }
       throw error;
     }
@@ -61,16 +68,27 @@ export class AccessGuard implements CanActivate {
     if (store && principal.kind !== 'operator') store.companyId = principal.companyId ?? undefined;
 
     if (principal.kind === 'operator' || rule.kind === 'operator') {
-      enforce(await this.rateLimits.hit(`operator:${request.ip}`, this.config.RATE_LIMIT_OPERATOR_PER_MIN), reply, 'the operator API');
+      enforce(
+        await this.rateLimits.hit(`operator:${request.ip}`, this.config.RATE_LIMIT_OPERATOR_PER_MIN),
+        reply,
+        'the operator API',
+      );
     } else {
       const who = principal.kind === 'api_key' ? `key:${principal.apiKeyId}` : `user:${principal.userId}`;
-      enforce(await this.rateLimits.hit(`tenant:${who}`, this.config.RATE_LIMIT_TENANT_PER_MIN), reply, 'this credential');
+      enforce(
+        await this.rateLimits.hit(`tenant:${who}`, this.config.RATE_LIMIT_TENANT_PER_MIN),
+        reply,
+        'this credential',
+      );
     }
     this.authorize(rule, principal);
     return true;
   }
 
-  private async authenticate(request: FastifyRequest, rule: Exclude<AccessRule, { kind: 'public' }>): Promise<Principal> {
+  private async authenticate(
+    request: FastifyRequest,
+    rule: Exclude<AccessRule, { kind: 'public' }>,
+  ): Promise<Principal> {
     const bearer = bearerToken(request);
     if (rule.kind === 'operator') {
       if (!bearer) throw unauthorized('Send Authorization: Bearer <INTERNAL_API_SECRET> or a superadmin access token.');
@@ -81,7 +99,8 @@ export class AccessGuard implements CanActivate {
     if (bearer) return this.userFromJwt(request, bearer);
     const key = apiKeyHeader(request);
     if (key) {
-      if (rule.kind !== 'tenant' || !rule.scope) throw new AppException('forbidden', 403, 'This route takes a user session, not an API key.');
+      if (rule.kind !== 'tenant' || !rule.scope)
+        throw new AppException('forbidden', 403, 'This route takes a user session, not an API key.');
       const identity = await this.apiKeys.authenticate(key);
       if (!identity) throw unauthorized('The API key is unknown, revoked or expired.');
       await this.assertActive(identity.companyId);
@@ -117,7 +136,11 @@ export class AccessGuard implements CanActivate {
       case 'tenant':
         if (principal.kind === 'api_key') {
           if (rule.scope && (principal.scopes.includes(rule.scope) || principal.scopes.includes('*'))) return;
-          throw new AppException('insufficient-scope', 403, `This API key lacks the scope ${rule.scope ?? '(users only)'}.`);
+          throw new AppException(
+            'insufficient-scope',
+            403,
+            `This API key lacks the scope ${rule.scope ?? '(users only)'}.`,
+          );
         }
         if (principal.kind !== 'user' || !principal.companyId) {
           throw new AppException('no-company', 403, 'This route acts on a company; the credential has none.');

@@ -32,7 +32,8 @@ export class AuthController {
   @Access.public()
   @ApiOperation({
     summary: 'Sign in with e-mail and password',
-    description: 'Limited to RATE_LIMIT_LOGIN_PER_MIN (10) attempts a minute per client address and per e-mail (429 with Retry-After). Unknown e-mail and wrong password answer alike.',
+    description:
+      'Limited to RATE_LIMIT_LOGIN_PER_MIN (10) attempts a minute per client address and per e-mail (429 with Retry-After). Unknown e-mail and wrong password answer alike.',
     operationId: 'login',
   })
   @ApiOkResponse({ type: TokensDto })
@@ -75,7 +76,10 @@ export class AuthController {
 
   @Patch('me')
   @Access.session()
-  @ApiOperation({ summary: 'Change your name, preferences or password (with currentPassword)', operationId: 'updateMe' })
+  @ApiOperation({
+    summary: 'Change your name, preferences or password (with currentPassword)',
+    operationId: 'updateMe',
+  })
   @ApiOkResponse({ description: '{ user, company }' })
   @ApiProblems(400)
   updateMe(@CurrentPrincipal() principal: Principal, @Body() dto: UpdateMeDto) {

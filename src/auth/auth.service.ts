@@ -50,7 +50,11 @@ export class AuthService implements OnModuleInit {
 
   async register(dto: RegisterDto, client: ClientInfo): Promise<TokensDto> {
     if (!this.config.AUTH_REGISTRATION_ENABLED) {
-      throw new AppException('registration-disabled', 403, 'Self-service registration is switched off here; ask an operator.');
+      throw new AppException(
+        'registration-disabled',
+        403,
+        'Self-service registration is switched off here; ask an operator.',
+      );
     }
     const user = await this.dataSource.transaction(async (m) => {
       const company = await this.companies.create(m, dto.companyName);
@@ -61,7 +65,17 @@ export class AuthService implements OnModuleInit {
         displayName: dto.displayName,
         role: 'owner',
       });
-      await this.audit.record({ companyId: company.id, actorType: 'user', actorId: owner.id, action: 'company.registered', targetType: 'company', targetId: company.id }, m);
+      await this.audit.record(
+        {
+          companyId: company.id,
+          actorType: 'user',
+          actorId: owner.id,
+          action: 'company.registered',
+          targetType: 'company',
+          targetId: company.id,
+        },
+        m,
+      );
       return owner;
     });
     return this.issue(user, await this.sessions.start(user.id, client));
@@ -70,7 +84,11 @@ export class AuthService implements OnModuleInit {
   async login(dto: LoginDto, client: ClientInfo, reply?: FastifyReply): Promise<TokensDto> {
     const email = normaliseEmail(dto.email);
     const limit = this.config.RATE_LIMIT_LOGIN_PER_MIN;
-    enforce(await this.rateLimits.hit(`login-ip:${client.ip ?? 'unknown'}`, limit), reply, 'sign-ins from this address');
+    enforce(
+      await this.rateLimits.hit(`login-ip:${client.ip ?? 'unknown'}`, limit),
+      reply,
+      'sign-ins from this address',
+    );
     enforce(await this.rateLimits.hit(`login-email:${email}`, limit), reply, 'sign-ins to this account');
 
     const user = await this.users.findForLogin(email);
@@ -107,9 +125,17 @@ export class AuthService implements OnModuleInit {
   async logout(principal: Principal, sessionId: string | undefined, refreshToken?: string): Promise<void> {
     if (principal.kind !== 'user') return;
     const family = refreshToken ? await this.sessions.familyOf(refreshToken, principal.userId) : sessionId;
-    if (!family) throw new AppException('invalid-refresh-token', 401, 'That refresh token is not one of your sessions.');
+    if (!family)
+      throw new AppException('invalid-refresh-token', 401, 'That refresh token is not one of your sessions.');
     await this.sessions.revokeFamily(family);
-    await this.audit.record({ companyId: principal.companyId, actorType: 'user', actorId: principal.userId, action: 'auth.logout', targetType: 'session', targetId: family });
+    await this.audit.record({
+      companyId: principal.companyId,
+      actorType: 'user',
+      actorId: principal.userId,
+      action: 'auth.logout',
+      targetType: 'session',
+      targetId: family,
+    });
   }
 
   async me(principal: Principal) {
@@ -131,9 +157,20 @@ export class AuthService implements OnModuleInit {
       }
       passwordHash = await this.users.hash(dto.newPassword);
     }
-    await this.users.updateSelf(principal.userId, { displayName: dto.displayName, preferences: dto.preferences, passwordHash });
+    await this.users.updateSelf(principal.userId, {
+      displayName: dto.displayName,
+      preferences: dto.preferences,
+      passwordHash,
+    });
     if (passwordHash) {
-      await this.audit.record({ companyId: principal.companyId, actorType: 'user', actorId: principal.userId, action: 'user.password_changed', targetType: 'user', targetId: principal.userId });
+      await this.audit.record({
+        companyId: principal.companyId,
+        actorType: 'user',
+        actorId: principal.userId,
+        action: 'user.password_changed',
+        targetType: 'user',
+        targetId: principal.userId,
+      });
     }
     return this.me(principal);
   }
@@ -157,7 +194,10 @@ export class AuthService implements OnModuleInit {
     return user && open ? user : null;
   }
 
-  private async issue(user: Parameters<typeof toUserDto>[0], session: { token: string; familyId: string; expiresAt: Date }): Promise<TokensDto> {
+  private async issue(
+    user: Parameters<typeof toUserDto>[0],
+    session: { token: string; familyId: string; expiresAt: Date },
+  ): Promise<TokensDto> {
     const claims: AccessClaims = { sub: user.id, cid: user.companyId, role: user.role, sid: session.familyId };
     const accessToken = await this.jwt.signAsync(claims, {
       algorithm: 'HS256',

@@ -7,6 +7,7 @@ import { randomToken, sha256Hex } from '../common/crypto/crypto.js';
 import { AppException } from '../common/errors/problem.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
+import { UsersService } from '../users/users.service.js';
 import { RefreshTokenEntity } from './refresh-token.entity.js';
 
 export interface IssuedRefreshToken {
@@ -31,6 +32,7 @@ export class SessionsService {
     @InjectRepository(RefreshTokenEntity) private readonly repo: Repository<RefreshTokenEntity>,
     @Inject(APP_CONFIG) private readonly config: ResolvedConfig,
     private readonly audit: AuditService,
+    private readonly users: UsersService,
   ) {}
 
   async start(userId: string, client: ClientInfo): Promise<IssuedRefreshToken> {
@@ -50,8 +52,9 @@ export class SessionsService {
       .execute();
     if (!won.affected) {
       await this.revokeFamily(row.familyId);
+      const owner = await this.users.identity(row.userId);
       await this.audit.record({
-        companyId: null,
+        companyId: owner?.companyId ?? null,
         actorType: 'user',
         actorId: row.userId,
         action: 'auth.refresh_token_reused',
@@ -59,7 +62,11 @@ export class SessionsService {
         targetId: row.familyId,
         details: { ip: client.ip },
       });
-      throw new AppException('refresh-token-reused', 401, 'This refresh token was already used; the session is ended. Sign in again.');
+      throw new AppException(
+        'refresh-token-reused',
+        401,
+        'This refresh token was already used; the session is ended. Sign in again.',
+      );
     }
     return { userId: row.userId, next: await this.issue(row.userId, row.familyId, client) };
   }
@@ -75,7 +82,10 @@ export class SessionsService {
 
   /** The family of a presented refresh token if it belongs to the user. */
   async familyOf(presented: string, userId: string): Promise<string | null> {
-    const row = await this.repo.findOne({ where: { tokenHash: sha256Hex(presented), userId }, select: { familyId: true } });
+    const row = await this.repo.findOne({
+      where: { tokenHash: sha256Hex(presented), userId },
+      select: { familyId: true },
+    });
     return row?.familyId ?? null;
   }
 
@@ -95,5 +105,9 @@ export class SessionsService {
 }
 
 function invalid(): AppException {
-  return new AppException('invalid-refresh-token', 401, 'The refresh token is unknown, expired or revoked. Sign in again.');
+  return new AppException(
+    'invalid-refresh-token',
+    401,
+    'The refresh token is unknown, expired or revoked. Sign in again.',
+  );
 }

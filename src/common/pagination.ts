@@ -5,7 +5,7 @@ import { AppException } from './errors/problem.js';
 
 export const MAX_PAGE_SIZE = 200;
 
-export class OffsetPageQuery {
+class LimitQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })
   @IsOptional()
   @Type(() => Number)
@@ -13,7 +13,9 @@ export class OffsetPageQuery {
   @Min(1)
   @Max(MAX_PAGE_SIZE)
   limit = 50;
+}
 
+export class OffsetPageQuery extends LimitQuery {
   @ApiPropertyOptional({ minimum: 0, default: 0 })
   @IsOptional()
   @Type(() => Number)
@@ -35,15 +37,7 @@ export function offsetPage<T>(data: T[], total: number, query: OffsetPageQuery):
   };
 }
 
-export class CursorPageQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(MAX_PAGE_SIZE)
-  limit = 50;
-
+export class CursorPageQuery extends LimitQuery {
   @ApiPropertyOptional({ description: 'Opaque cursor: the `next` of the previous page' })
   @IsOptional()
   @IsString()
@@ -57,22 +51,37 @@ export interface CursorPage<T> {
   next: string | null;
 }
 
-/** A keyset position: newest first by (time, id). */
+/**
+ * A keyset position: newest first by (time, id). `at` is the exact time of the row as PostgreSQL
+ * stores it (ISO 8601 UTC, to the microsecond): a JS Date keeps milliseconds only, and a cursor
+ * cut to the millisecond skips the rows that share the last row's time.
+ */
 export interface Keyset {
-  at: Date;
+  at: string;
   id: string;
 }
 
+const CURSOR_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/;
+const CURSOR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export function encodeCursor(k: Keyset): string {
-  return Buffer.from(JSON.stringify([k.at.toISOString(), k.id])).toString('base64url');
+  return Buffer.from(JSON.stringify([k.at, k.id])).toString('base64url');
 }
 
 export function decodeCursor(cursor: string): Keyset {
   try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    const date = new Date(at);
-    if (typeof id !== 'string' || Number.isNaN(date.getTime())) throw new Error('bad');
-    return { at: date, id };
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    // A well-formed time that is a real one (no 30 February), and a UUID: anything else would
+    // reach the database as a bad value.
+    const valid =
+      typeof at === 'string' &&
+      CURSOR_AT.test(at) &&
+      !Number.isNaN(Date.parse(at)) &&
+      new Date(at).toISOString().slice(0, 19) === at.slice(0, 19) &&
+      typeof id === 'string' &&
+      CURSOR_ID.test(id);
+    if (!valid) throw new Error('bad');
+    return { at, id };
   } catch {
     throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
   }

@@ -21,7 +21,8 @@ export function IsE164(options?: ValidationOptions) {
       propertyName,
       options: { message: `${propertyName} must be a phone number in E.164, such as +15551230001`, ...options },
       validator: {
-        validate: (value: unknown) => typeof value === 'string' && /^\+[1-9]\d{6,14}$/.test(value) && toE164(value) === value,
+        validate: (value: unknown) =>
+          typeof value === 'string' && /^\+[1-9]\d{6,14}$/.test(value) && toE164(value) === value,
       },
     });
 }

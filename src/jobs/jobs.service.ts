@@ -4,7 +4,6 @@ import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { DATABASE_URL } from '../database/database.tokens.js';
 
-
 /**
  * Durable jobs on pg-boss, on the same PostgreSQL (schema `pgboss`). CRM call logging and
  * outbound webhook deliveries run here: retries with backoff, dead letters, across instances.

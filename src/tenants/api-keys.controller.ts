@@ -16,12 +16,20 @@ export class ApiKeysController {
 
   @Post()
   @Access.tenant('admin')
-  @ApiOperation({ summary: 'Create an API key (the key is in this response only)', description: API_KEY_SCOPES_NOTE, operationId: 'createApiKey' })
+  @ApiOperation({
+    summary: 'Create an API key (the key is in this response only)',
+    description: API_KEY_SCOPES_NOTE,
+    operationId: 'createApiKey',
+  })
   @ApiCreatedResponse({ description: '{ key, apiKey, note }' })
   @ApiProblems(400)
   async create(@CurrentTenant() tenant: Tenant, @Body() dto: CreateApiKeyDto) {
     const scopes: ScopeGrant[] = dto.scopes?.includes('*') ? ['*'] : (dto.scopes ?? DEFAULT_SCOPES);
-    const { key, apiKey } = await this.keys.create(tenant.companyId, { name: dto.name, scopes, expiresAt: dto.expiresAt }, tenant.principal);
+    const { key, apiKey } = await this.keys.create(
+      tenant.companyId,
+      { name: dto.name, scopes, expiresAt: dto.expiresAt },
+      tenant.principal,
+    );
     return { key, apiKey: await this.keys.get(tenant.companyId, apiKey.id), note: SHOWN_ONCE };
   }
 
@@ -64,7 +72,10 @@ export class ApiKeysController {
 
   @Get(':id/status')
   @Access.tenant('admin')
-  @ApiOperation({ summary: 'Status of a key: active, hint, expiry, last use, rotation overlap', operationId: 'apiKeyStatus' })
+  @ApiOperation({
+    summary: 'Status of a key: active, hint, expiry, last use, rotation overlap',
+    operationId: 'apiKeyStatus',
+  })
   @ApiOkResponse({ description: 'The key' })
   @ApiProblems(400, 404)
   status(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string) {
@@ -73,7 +84,10 @@ export class ApiKeysController {
 
   @Get(':id/audit')
   @Access.tenant('admin')
-  @ApiOperation({ summary: 'Audit trail of a key (created, rotated, revoked), newest first', operationId: 'apiKeyAudit' })
+  @ApiOperation({
+    summary: 'Audit trail of a key (created, rotated, revoked), newest first',
+    operationId: 'apiKeyAudit',
+  })
   @ApiOkResponse({ description: '{ data, pagination }' })
   @ApiProblems(400, 404)
   audit(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string, @Query() query: OffsetPageQuery) {

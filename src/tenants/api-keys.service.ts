@@ -65,6 +65,8 @@ export class ApiKeysService {
   private readonly logger = new Logger(ApiKeysService.name);
   private readonly cache = new Map<string, CachedKey>();
   private readonly lastUsedWritten = new Map<string, number>();
+  /** Bumped on every invalidation: a read that started before one is not cached (it may be stale). */
+  private generation = 0;
 
   constructor(
     @InjectRepository(ApiKeyEntity) private readonly repo: Repository<ApiKeyEntity>,
@@ -76,7 +78,10 @@ export class ApiKeysService {
   ) {
     notifications.on(TOPIC, (companyId) => this.dropCompany(companyId));
     notifications.on('company', (companyId) => this.dropCompany(companyId));
-    notifications.onReset(() => this.cache.clear());
+    notifications.onReset(() => {
+      this.generation++;
+      this.cache.clear();
+    });
   }
 
   /** The identity behind a presented key, or null (unknown, revoked, expired). */
@@ -86,12 +91,13 @@ export class ApiKeysService {
     const now = Date.now();
     let entry = this.cache.get(hash);
     if (!entry || now - entry.at >= this.config.API_KEY_CACHE_TTL_MS) {
+      const generation = this.generation;
       entry = (await this.load(hash)) ?? undefined;
       if (!entry) {
         this.cache.delete(hash);
         return null;
       }
-      if (this.config.API_KEY_CACHE_TTL_MS > 0) this.cache.set(hash, entry);
+      if (this.config.API_KEY_CACHE_TTL_MS > 0 && generation === this.generation) this.cache.set(hash, entry);
     }
     if (entry.validUntil !== null && entry.validUntil <= now) return null;
     this.touch(entry.identity.apiKeyId, now);
@@ -106,8 +112,10 @@ export class ApiKeysService {
       .andWhere('(k.key_hash = :hash OR (k.previous_key_hash = :hash AND k.previous_valid_until > now()))', { hash })
       .getOne();
     if (!row) return null;
-    const ends = [row.expiresAt?.getTime() ?? null, row.keyHash === hash ? null : (row.previousValidUntil?.getTime() ?? null)]
-      .filter((t): t is number => t !== null);
+    const ends = [
+      row.expiresAt?.getTime() ?? null,
+      row.keyHash === hash ? null : (row.previousValidUntil?.getTime() ?? null),
+    ].filter((t): t is number => t !== null);
     return {
       identity: { apiKeyId: row.id, companyId: row.companyId, scopes: row.scopes },
       validUntil: ends.length ? Math.min(...ends) : null,
@@ -131,6 +139,7 @@ export class ApiKeysService {
   }
 
   private dropCompany(companyId: string): void {
+    this.generation++;
     for (const [hash, entry] of this.cache) if (entry.identity.companyId === companyId) this.cache.delete(hash);
   }
 
@@ -181,7 +190,7 @@ export class ApiKeysService {
     if (overlapSeconds < 0 || overlapSeconds > MAX_OVERLAP_SECONDS) {
       throw new AppException('validation-failed', 400, `overlapSeconds must be from 0 to ${MAX_OVERLAP_SECONDS}.`);
     }
-    return this.dataSource.transaction(async (m) => {
+    const result = await this.dataSource.transaction(async (m) => {
       const repo = m.getRepository(ApiKeyEntity);
       const apiKey = await this.find(repo, companyId, id, true);
       if (apiKey.revokedAt) throw new AppException('api-key-revoked', 409, 'A revoked key cannot be rotated.');
@@ -197,13 +206,14 @@ export class ApiKeysService {
       const saved = await repo.save(apiKey);
       await this.record(m, saved, 'rotated', oldHint, saved.keyHint, actor, { overlapSeconds });
       await this.notifications.notify(m, TOPIC, companyId);
-      this.dropCompany(companyId);
       return { key, apiKey: saved, previousKeyValidUntil: saved.previousValidUntil };
     });
+    this.dropCompany(companyId);
+    return result;
   }
 
   async revoke(companyId: string, id: string, actor: Principal): Promise<ApiKeyView> {
-    return this.dataSource.transaction(async (m) => {
+    const result = await this.dataSource.transaction(async (m) => {
       const repo = m.getRepository(ApiKeyEntity);
       const apiKey = await this.find(repo, companyId, id, true);
       if (apiKey.revokedAt) return view(apiKey);
@@ -212,9 +222,11 @@ export class ApiKeysService {
       const saved = await repo.save(apiKey);
       await this.record(m, saved, 'revoked', saved.keyHint, null, actor);
       await this.notifications.notify(m, TOPIC, companyId);
-      this.dropCompany(companyId);
       return view(saved);
     });
+    // This instance forgets at once; the others when the NOTIFY (sent at commit) reaches them.
+    this.dropCompany(companyId);
+    return result;
   }
 
   async auditTrail(companyId: string, id: string | null, query: OffsetPageQuery): Promise<OffsetPage<unknown>> {
@@ -246,10 +258,18 @@ export class ApiKeysService {
 
   /** The operator-managed key of a company (the newest primary key that is not revoked). */
   async primary(companyId: string): Promise<ApiKeyEntity | null> {
-    return this.repo.findOne({ where: { companyId, isPrimary: true, revokedAt: IsNull() }, order: { createdAt: 'DESC' } });
+    return this.repo.findOne({
+      where: { companyId, isPrimary: true, revokedAt: IsNull() },
+      order: { createdAt: 'DESC' },
+    });
   }
 
-  private async find(repo: Repository<ApiKeyEntity>, companyId: string, id: string, lock = false): Promise<ApiKeyEntity> {
+  private async find(
+    repo: Repository<ApiKeyEntity>,
+    companyId: string,
+    id: string,
+    lock = false,
+  ): Promise<ApiKeyEntity> {
     const apiKey = await repo.findOne({
       where: { id, companyId },
       ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
@@ -283,7 +303,14 @@ export class ApiKeysService {
       }),
     );
     await this.audit.record(
-      { companyId: apiKey.companyId, ...who, action: `api_key.${action}`, targetType: 'api_key', targetId: apiKey.id, details: { name: apiKey.name, ...details } },
+      {
+        companyId: apiKey.companyId,
+        ...who,
+        action: `api_key.${action}`,
+        targetType: 'api_key',
+        targetId: apiKey.id,
+        details: { name: apiKey.name, ...details },
+      },
       m,
     );
   }

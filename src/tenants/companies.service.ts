@@ -17,6 +17,8 @@ const TOPIC = 'company';
 @Injectable()
 export class CompaniesService {
   private readonly statusCache = new Map<string, { status: CompanyStatus | null; at: number }>();
+  /** Bumped on every invalidation: a read that started before one is not cached (it may be stale). */
+  private generation = 0;
 
   constructor(
     @InjectRepository(CompanyEntity) private readonly repo: Repository<CompanyEntity>,
@@ -25,8 +27,8 @@ export class CompaniesService {
     private readonly notifications: NotificationsService,
     private readonly audit: AuditService,
   ) {
-    notifications.on(TOPIC, (id) => this.statusCache.delete(id));
-    notifications.onReset(() => this.statusCache.clear());
+    notifications.on(TOPIC, (id) => this.forget(id));
+    notifications.onReset(() => this.forget());
   }
 
   /** Creates a company inside the caller's transaction; the slug is made unique. */
@@ -60,10 +62,18 @@ export class CompaniesService {
     const cached = this.statusCache.get(companyId);
     const ttl = this.config.API_KEY_CACHE_TTL_MS;
     if (cached && Date.now() - cached.at < ttl) return cached.status === 'active';
+    const generation = this.generation;
     const row = await this.repo.findOne({ where: { id: companyId }, select: { id: true, status: true } });
     const status = row?.status ?? null;
-    if (ttl > 0) this.statusCache.set(companyId, { status, at: Date.now() });
+    if (ttl > 0 && generation === this.generation) this.statusCache.set(companyId, { status, at: Date.now() });
     return status === 'active';
+  }
+
+  /** Drops cached statuses (one company, or all). */
+  private forget(companyId?: string): void {
+    this.generation++;
+    if (companyId) this.statusCache.delete(companyId);
+    else this.statusCache.clear();
   }
 
   async updateSettings(companyId: string, changes: { name?: string; settings?: CompanySettings }, actor: Principal) {
@@ -75,7 +85,14 @@ export class CompaniesService {
       if (changes.settings) company.settings = { ...company.settings, ...changes.settings };
       const saved = await repo.save(company);
       await this.audit.record(
-        { companyId, ...actorOf(actor), action: 'company.updated', targetType: 'company', targetId: companyId, details: { fields: Object.keys(changes.settings ?? {}).concat(changes.name !== undefined ? ['name'] : []) } },
+        {
+          companyId,
+          ...actorOf(actor),
+          action: 'company.updated',
+          targetType: 'company',
+          targetId: companyId,
+          details: { fields: Object.keys(changes.settings ?? {}).concat(changes.name !== undefined ? ['name'] : []) },
+        },
         manager,
       );
       return saved;
@@ -84,7 +101,7 @@ export class CompaniesService {
 
   /** Suspends or reactivates: a suspended company's keys and sessions stop working at once. */
   async setStatus(companyId: string, status: CompanyStatus, actor: Principal): Promise<CompanyEntity> {
-    return this.dataSource.transaction(async (manager) => {
+    const saved = await this.dataSource.transaction(async (manager) => {
       const repo = manager.getRepository(CompanyEntity);
       const company = await repo.findOne({ where: { id: companyId }, lock: { mode: 'pessimistic_write' } });
       if (!company) throw new AppException('not-found', 404, 'No such company.');
@@ -93,17 +110,33 @@ export class CompaniesService {
       const saved = await repo.save(company);
       await this.notifications.notify(manager, TOPIC, companyId);
       await this.audit.record(
-        { companyId, ...actorOf(actor), action: status === 'suspended' ? 'company.suspended' : 'company.reactivated', targetType: 'company', targetId: companyId },
+        {
+          companyId,
+          ...actorOf(actor),
+          action: status === 'suspended' ? 'company.suspended' : 'company.reactivated',
+          targetType: 'company',
+          targetId: companyId,
+        },
         manager,
       );
-      this.statusCache.delete(companyId);
       return saved;
     });
+    // This instance forgets at once; the others when the NOTIFY (sent at commit) reaches them.
+    this.forget(companyId);
+    return saved;
   }
 }
 
 export function toCompanyDto(c: CompanyEntity): CompanyDto {
-  return { id: c.id, name: c.name, slug: c.slug, status: c.status, settings: c.settings, createdAt: c.createdAt, updatedAt: c.updatedAt };
+  return {
+    id: c.id,
+    name: c.name,
+    slug: c.slug,
+    status: c.status,
+    settings: c.settings,
+    createdAt: c.createdAt,
+    updatedAt: c.updatedAt,
+  };
 }
 
 export function slugify(value: string): string {

@@ -6,7 +6,6 @@ import { ApiProblems } from '../common/swagger/api-problems.js';
 import { CompaniesService, toCompanyDto } from './companies.service.js';
 import { CompanyDto, UpdateCompanyDto } from './dto/tenants.dto.js';
 
-
 @ApiTags('company')
 @Controller('api/v1/company')
 export class CompanyController {
@@ -23,7 +22,8 @@ export class CompanyController {
   @Patch()
   @Access.tenant('admin', 'company:write')
   @ApiOperation({
-    summary: 'Change the company name or settings (timezone, business hours, default caller id, retention, allowed origins)',
+    summary:
+      'Change the company name or settings (timezone, business hours, default caller id, retention, allowed origins)',
     operationId: 'updateCompany',
   })
   @ApiOkResponse({ type: CompanyDto })

@@ -18,7 +18,10 @@ export class InternalController {
   constructor(private readonly operator: OperatorService) {}
 
   @Post('apps')
-  @ApiOperation({ summary: 'Create a company ("app") with its primary API key (shown once), and optionally its owner', operationId: 'createApp' })
+  @ApiOperation({
+    summary: 'Create a company ("app") with its primary API key (shown once), and optionally its owner',
+    operationId: 'createApp',
+  })
   @ApiCreatedResponse({ description: '{ appId, company, owner, apiKey, keyHint, note }' })
   @ApiProblems(400, 409)
   createApp(@Body() dto: CreateAppDto, @CurrentPrincipal() actor: Principal) {
@@ -48,7 +51,11 @@ export class InternalController {
   })
   @ApiCreatedResponse({ description: '{ appId, apiKey, keyHint, rotatedAt, previousKeyValidUntil, note }' })
   @ApiProblems(400, 404)
-  generateKey(@Param('appId', ParseUUIDPipe) appId: string, @Body() dto: RotateApiKeyDto, @CurrentPrincipal() actor: Principal) {
+  generateKey(
+    @Param('appId', ParseUUIDPipe) appId: string,
+    @Body() dto: RotateApiKeyDto,
+    @CurrentPrincipal() actor: Principal,
+  ) {
     return this.operator.generateKey(appId, dto.overlapSeconds ?? 0, actor);
   }
 
@@ -79,7 +86,10 @@ export class InternalController {
 
   @Post('apps/:appId/suspend')
   @HttpCode(200)
-  @ApiOperation({ summary: "Suspend a company: its API keys and users' sessions stop working at once", operationId: 'suspendApp' })
+  @ApiOperation({
+    summary: "Suspend a company: its API keys and users' sessions stop working at once",
+    operationId: 'suspendApp',
+  })
   @ApiOkResponse({ description: 'The company' })
   @ApiProblems(400, 404)
   suspend(@Param('appId', ParseUUIDPipe) appId: string, @CurrentPrincipal() actor: Principal) {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
-import { actorOf, DEFAULT_SCOPES, type Principal } from '../common/access/principal.js';
+import { actorOf, type Principal } from '../common/access/principal.js';
 import { AppException } from '../common/errors/problem.js';
 import { offsetPage, type OffsetPageQuery } from '../common/pagination.js';
 import { toUserDto, UsersService } from '../users/users.service.js';
@@ -30,8 +30,22 @@ export class OperatorService {
       const owner = dto.owner
         ? await this.users.createInTransaction(m, { ...dto.owner, companyId: company.id, role: 'owner' })
         : null;
-      const { key, apiKey } = await this.keys.create(company.id, { name: 'primary', scopes: ['*'], isPrimary: true }, actor, m);
-      await this.audit.record({ companyId: company.id, ...actorOf(actor), action: 'company.created', targetType: 'company', targetId: company.id }, m);
+      const { key, apiKey } = await this.keys.create(
+        company.id,
+        { name: 'primary', scopes: ['*'], isPrimary: true },
+        actor,
+        m,
+      );
+      await this.audit.record(
+        {
+          companyId: company.id,
+          ...actorOf(actor),
+          action: 'company.created',
+          targetType: 'company',
+          targetId: company.id,
+        },
+        m,
+      );
       return {
         appId: company.id,
         company: toCompanyDto(company),
@@ -128,7 +142,10 @@ export class OperatorService {
   async createOperator(dto: CreateOperatorDto, actor: Principal) {
     return this.dataSource.transaction(async (m) => {
       const user = await this.users.createInTransaction(m, { ...dto, companyId: null, role: 'superadmin' });
-      await this.audit.record({ companyId: null, ...actorOf(actor), action: 'operator.created', targetType: 'user', targetId: user.id }, m);
+      await this.audit.record(
+        { companyId: null, ...actorOf(actor), action: 'operator.created', targetType: 'user', targetId: user.id },
+        m,
+      );
       return toUserDto(user);
     });
   }

@@ -127,7 +127,14 @@ export class UsersService {
     return this.dataSource.transaction(async (m) => {
       const user = await this.createInTransaction(m, { ...dto, companyId: tenant.companyId });
       await this.audit.record(
-        { companyId: tenant.companyId, ...actorOf(tenant.principal), action: 'user.created', targetType: 'user', targetId: user.id, details: { role: user.role } },
+        {
+          companyId: tenant.companyId,
+          ...actorOf(tenant.principal),
+          action: 'user.created',
+          targetType: 'user',
+          targetId: user.id,
+          details: { role: user.role },
+        },
         m,
       );
       return toUserDto(user);
@@ -137,12 +144,16 @@ export class UsersService {
   async update(tenant: Tenant, id: string, dto: UpdateUserDto): Promise<UserDto> {
     return this.dataSource.transaction(async (m) => {
       const repo = m.getRepository(UserEntity);
+      // A role change may take an owner's role away: lock the owners first, as remove() does.
+      const owners = dto.role !== undefined ? await this.lockOwners(repo, tenant.companyId) : [];
       const user = await this.find(repo, tenant.companyId, id, true);
       const self = tenant.principal.kind === 'user' && tenant.principal.userId === id;
       if (!self) this.assertCanManage(tenant, user.role);
       if (dto.role !== undefined && dto.role !== user.role) {
         if (self) throw new AppException('forbidden', 403, 'Nobody changes their own role.');
         this.assertCanAssign(tenant, dto.role);
+        if (user.role === 'owner' && owners.length <= 1)
+          throw new AppException('last-owner', 409, 'A company keeps at least one owner.');
       }
       const before = user.role;
       if (dto.displayName !== undefined) user.displayName = dto.displayName;
@@ -152,10 +163,23 @@ export class UsersService {
       const saved = await repo.save(user);
       const actor = actorOf(tenant.principal);
       if (before !== saved.role) {
-        await this.audit.record({ companyId: tenant.companyId, ...actor, action: 'user.role_changed', targetType: 'user', targetId: id, details: { from: before, to: saved.role } }, m);
+        await this.audit.record(
+          {
+            companyId: tenant.companyId,
+            ...actor,
+            action: 'user.role_changed',
+            targetType: 'user',
+            targetId: id,
+            details: { from: before, to: saved.role },
+          },
+          m,
+        );
       }
       if (dto.password !== undefined) {
-        await this.audit.record({ companyId: tenant.companyId, ...actor, action: 'user.password_set', targetType: 'user', targetId: id }, m);
+        await this.audit.record(
+          { companyId: tenant.companyId, ...actor, action: 'user.password_set', targetType: 'user', targetId: id },
+          m,
+        );
       }
       return toUserDto(saved);
     });
@@ -164,18 +188,25 @@ export class UsersService {
   async remove(tenant: Tenant, id: string): Promise<void> {
     await this.dataSource.transaction(async (m) => {
       const repo = m.getRepository(UserEntity);
+      const owners = await this.lockOwners(repo, tenant.companyId);
       const user = await this.find(repo, tenant.companyId, id, true);
       if (tenant.principal.kind === 'user' && tenant.principal.userId === id) {
         throw new AppException('forbidden', 403, 'Nobody deletes their own account here.');
       }
       this.assertCanManage(tenant, user.role);
       if (user.role === 'owner') {
-        const owners = await repo.count({ where: { companyId: tenant.companyId, role: 'owner' } });
-        if (owners <= 1) throw new AppException('last-owner', 409, 'A company keeps at least one owner.');
+        if (owners.length <= 1) throw new AppException('last-owner', 409, 'A company keeps at least one owner.');
       }
       await repo.delete({ id, companyId: tenant.companyId });
       await this.audit.record(
-        { companyId: tenant.companyId, ...actorOf(tenant.principal), action: 'user.deleted', targetType: 'user', targetId: id, details: { role: user.role } },
+        {
+          companyId: tenant.companyId,
+          ...actorOf(tenant.principal),
+          action: 'user.deleted',
+          targetType: 'user',
+          targetId: id,
+          details: { role: user.role },
+        },
         m,
       );
     });
@@ -183,7 +214,10 @@ export class UsersService {
 
   // --- the signed-in user ---------------------------------------------------------------------
 
-  async updateSelf(userId: string, changes: { displayName?: string; preferences?: PreferencesDto; passwordHash?: string }): Promise<UserEntity> {
+  async updateSelf(
+    userId: string,
+    changes: { displayName?: string; preferences?: PreferencesDto; passwordHash?: string },
+  ): Promise<UserEntity> {
     const user = await this.byId(userId);
     if (changes.displayName !== undefined) user.displayName = changes.displayName;
     if (changes.preferences) user.preferences = { ...user.preferences, ...changes.preferences };
@@ -191,8 +225,24 @@ export class UsersService {
     return this.repo.save(user);
   }
 
+  /**
+   * Locks the company's owners, always in id order and before the target row, so that two owners
+   * deleting or demoting each other at once cannot both count two owners and leave none.
+   */
+  private lockOwners(repo: Repository<UserEntity>, companyId: string): Promise<UserEntity[]> {
+    return repo.find({
+      where: { companyId, role: 'owner' },
+      select: { id: true },
+      order: { id: 'ASC' },
+      lock: { mode: 'pessimistic_write' },
+    });
+  }
+
   private async find(repo: Repository<UserEntity>, companyId: string, id: string, lock = false): Promise<UserEntity> {
-    const user = await repo.findOne({ where: { id, companyId }, ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}) });
+    const user = await repo.findOne({
+      where: { id, companyId },
+      ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
+    });
     if (!user) throw notFound();
     return user;
   }
@@ -203,7 +253,8 @@ export class UsersService {
     if (p.kind === 'user' && !canManage(p.role, target)) {
       throw new AppException('forbidden', 403, `A ${p.role} cannot manage a ${target}.`);
     }
-    if (p.kind === 'api_key' && target === 'owner') throw new AppException('forbidden', 403, 'API keys cannot manage owners.');
+    if (p.kind === 'api_key' && target === 'owner')
+      throw new AppException('forbidden', 403, 'API keys cannot manage owners.');
   }
 
   private assertCanAssign(tenant: Tenant, role: CompanyRole): void {

@@ -50,9 +50,17 @@ async function expectStatus(res: Response, status: number, what: string): Promis
   return body;
 }
 
-export async function login(t: TestApp, email: string, password = PASSWORD): Promise<{ accessToken: string; refreshToken: string; user: { id: string } }> {
+export async function login(
+  t: TestApp,
+  email: string,
+  password = PASSWORD,
+): Promise<{ accessToken: string; refreshToken: string; user: { id: string } }> {
   const res = await call(t, 'POST', '/api/v1/auth/login', {}, { email, password });
-  return (await expectStatus(res, 200, `login ${email}`)) as { accessToken: string; refreshToken: string; user: { id: string } };
+  return (await expectStatus(res, 200, `login ${email}`)) as {
+    accessToken: string;
+    refreshToken: string;
+    user: { id: string };
+  };
 }
 
 /** A company made through the operator API, with its owner signed in. */
@@ -63,7 +71,11 @@ export async function createCompany(t: TestApp, label = 'co'): Promise<TestCompa
     name,
     owner: { email, password: PASSWORD, displayName: `${name} owner` },
   });
-  const created = (await expectStatus(res, 201, 'create company')) as { appId: string; apiKey: string; apiKeyId: string };
+  const created = (await expectStatus(res, 201, 'create company')) as {
+    appId: string;
+    apiKey: string;
+    apiKeyId: string;
+  };
   const session = await login(t, email);
   return {
     id: created.appId,
@@ -77,20 +89,37 @@ export async function createCompany(t: TestApp, label = 'co'): Promise<TestCompa
 /** A user of the company with a role, created by its owner and signed in. */
 export async function createUser(t: TestApp, company: TestCompany, role: CompanyRole): Promise<TestUser> {
   const email = `${unique(role)}@example.com`;
-  const res = await call(t, 'POST', '/api/v1/users', { token: company.owner.accessToken }, {
-    email,
-    password: PASSWORD,
-    displayName: `A ${role}`,
-    role,
-  });
+  const res = await call(
+    t,
+    'POST',
+    '/api/v1/users',
+    { token: company.owner.accessToken },
+    {
+      email,
+      password: PASSWORD,
+      displayName: `A ${role}`,
+      role,
+    },
+  );
   const user = (await expectStatus(res, 201, `create ${role}`)) as { id: string };
   const session = await login(t, email);
   return { id: user.id, email, password: PASSWORD, role, ...session };
 }
 
 /** An API key of the company with given scopes, created by its owner. */
-export async function createApiKey(t: TestApp, company: TestCompany, scopes: string[], extra: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
-  const res = await call(t, 'POST', '/api/v1/api-keys', { token: company.owner.accessToken }, { name: unique('key'), scopes, ...extra });
+export async function createApiKey(
+  t: TestApp,
+  company: TestCompany,
+  scopes: string[],
+  extra: Record<string, unknown> = {},
+): Promise<{ id: string; key: string }> {
+  const res = await call(
+    t,
+    'POST',
+    '/api/v1/api-keys',
+    { token: company.owner.accessToken },
+    { name: unique('key'), scopes, ...extra },
+  );
   const body = (await expectStatus(res, 201, 'create api key')) as { key: string; apiKey: { id: string } };
   return { id: body.apiKey.id, key: body.key };
 }

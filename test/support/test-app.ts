@@ -43,6 +43,10 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
     INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
     PASSWORD_HASH_COST: '10',
+    // Tests sign in and call far more often than a person; the tests of limits set their own.
+    RATE_LIMIT_LOGIN_PER_MIN: '100000',
+    RATE_LIMIT_TENANT_PER_MIN: '100000',
+    RATE_LIMIT_OPERATOR_PER_MIN: '100000',
     ...options.env,
   });
   const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };

@@ -6,7 +6,10 @@ import { MAX_PASSWORD, MIN_PASSWORD, PreferencesDto, UserDto } from '../../users
 export class RegisterDto {
   @ApiProperty({ example: 'Acme Dental' }) @IsString() @Length(1, 200) companyName!: string;
   @ApiProperty({ example: 'owner@acme.example' }) @IsEmail() @MaxLength(254) email!: string;
-  @ApiProperty({ minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD }) @IsString() @Length(MIN_PASSWORD, MAX_PASSWORD) password!: string;
+  @ApiProperty({ minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD })
+  @IsString()
+  @Length(MIN_PASSWORD, MAX_PASSWORD)
+  password!: string;
   @ApiProperty({ example: 'Olivia Owner' }) @IsString() @Length(1, 200) displayName!: string;
 }
 
@@ -16,11 +19,16 @@ export class LoginDto {
 }
 
 export class RefreshDto {
-  @ApiProperty({ description: 'The refresh token of the last login or refresh' }) @IsString() @Length(20, 200) refreshToken!: string;
+  @ApiProperty({ description: 'The refresh token of the last login or refresh' })
+  @IsString()
+  @Length(20, 200)
+  refreshToken!: string;
 }
 
 export class LogoutDto {
-  @ApiPropertyOptional({ description: 'End the session of this refresh token (default: the session of the access token)' })
+  @ApiPropertyOptional({
+    description: 'End the session of this refresh token (default: the session of the access token)',
+  })
   @IsOptional()
   @IsString()
   @Length(20, 200)

@@ -34,7 +34,8 @@ function rule(access: AccessRule) {
 export const Access = {
   public: () => rule({ kind: 'public' }),
   session: () => rule({ kind: 'session' }),
-  tenant: (role: CompanyRole, scope?: Scope) => rule(scope ? { kind: 'tenant', role, scope } : { kind: 'tenant', role }),
+  tenant: (role: CompanyRole, scope?: Scope) =>
+    rule(scope ? { kind: 'tenant', role, scope } : { kind: 'tenant', role }),
   operator: () => rule({ kind: 'operator' }),
 };
 

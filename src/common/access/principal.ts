@@ -34,7 +34,14 @@ export const SCOPES = [
 export type Scope = (typeof SCOPES)[number];
 /** What a key may hold: scopes, or `*` for all of them. */
 export type ScopeGrant = Scope | '*';
-export const DEFAULT_SCOPES: Scope[] = ['calls:read', 'calls:write', 'agents:read', 'agents:write', 'users:read', 'company:read'];
+export const DEFAULT_SCOPES: Scope[] = [
+  'calls:read',
+  'calls:write',
+  'agents:read',
+  'agents:write',
+  'users:read',
+  'company:read',
+];
 
 /** The actor of an audit entry, from a principal. */
 export function actorOf(principal: Principal): { actorType: 'user' | 'api_key' | 'operator'; actorId: string | null } {

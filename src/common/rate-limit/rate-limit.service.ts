@@ -36,7 +36,12 @@ export class RateLimitService implements OnModuleDestroy {
     if (client) {
       try {
         const [count, ttl] = (await client.eval(INCR_SCRIPT, 1, `rl:${bucket}`, windowMs)) as [number, number];
-        return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetMs: ttl > 0 ? ttl : windowMs };
+        return {
+          allowed: count <= limit,
+          limit,
+          remaining: Math.max(0, limit - count),
+          resetMs: ttl > 0 ? ttl : windowMs,
+        };
       } catch (error) {
         this.logger.warn({ err: error }, 'rate limiter unavailable (Redis); request allowed');
         return { allowed: true, limit, remaining: limit, resetMs: windowMs };

@@ -53,13 +53,48 @@ export class IntervalDto {
 }
 
 export class BusinessHoursDto {
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) mon?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) tue?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) wed?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) thu?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) fri?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) sat?: IntervalDto[];
-  @ApiPropertyOptional({ type: [IntervalDto] }) @IsOptional() @ValidateNested({ each: true }) @Type(() => IntervalDto) @ArrayMaxSize(4) sun?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  mon?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  tue?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  wed?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  thu?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  fri?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  sat?: IntervalDto[];
+  @ApiPropertyOptional({ type: [IntervalDto] })
+  @IsOptional()
+  @ValidateNested({ each: true })
+  @Type(() => IntervalDto)
+  @ArrayMaxSize(4)
+  sun?: IntervalDto[];
 }
 
 export class CompanySettingsDto {
@@ -71,15 +106,26 @@ export class CompanySettingsDto {
   @Type(() => BusinessHoursDto)
   businessHours?: BusinessHoursDto;
 
-  @ApiPropertyOptional({ example: '+15550001234', description: 'E.164' }) @IsOptional() @IsE164() defaultCallerId?: string;
+  @ApiPropertyOptional({ example: '+15550001234', description: 'E.164' })
+  @IsOptional()
+  @IsE164()
+  defaultCallerId?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 3650 }) @IsOptional() @IsInt() @Min(1) @Max(3650) dataRetentionDays?: number;
+  @ApiPropertyOptional({ minimum: 1, maximum: 3650 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(3650)
+  dataRetentionDays?: number;
 
   @ApiPropertyOptional({ type: [String], example: ['https://crm.example.com'] })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(50)
-  @Matches(/^https?:\/\/[^/\s]+$/, { each: true, message: 'allowedOrigins must be origins such as https://crm.example.com' })
+  @Matches(/^https?:\/\/[^/\s]+$/, {
+    each: true,
+    message: 'allowedOrigins must be origins such as https://crm.example.com',
+  })
   allowedOrigins?: string[];
 }
 
@@ -158,4 +204,3 @@ export class CreateAppDto {
 export class CreateOperatorDto extends OwnerDto {}
 
 export const API_KEY_SCOPES_NOTE = `Scopes: ${SCOPES.join(', ')}; '*' grants all. Default: ${DEFAULT_SCOPES.join(', ')}.`;
-

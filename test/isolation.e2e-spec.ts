@@ -1,0 +1,395 @@
+import { randomUUID } from 'node:crypto';
+import { json } from './support/http.js';
+import { call, createCompany, login, operator, PASSWORD, type TestCompany, unique } from './support/tenant.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+/**
+ * Proof of isolation. Every tenant route of the OpenAPI document (its `x-access` says
+ * `kind: 'tenant'`) is called by company A on a real resource of company B: it must answer exactly
+ * as for a missing resource (404) and never show or change anything of B. A tenant route whose
+ * resource kind has no factory here fails this file: a new route needs its isolation case.
+ */
+
+interface AccessRule {
+  kind: string;
+  role?: string;
+  scope?: string;
+}
+
+interface Route {
+  method: string;
+  path: string;
+  access: AccessRule;
+  params: string[];
+}
+
+/** A resource of company B, made through the API with B's owner token. */
+interface Resource {
+  id: string;
+  /** Values only company B has (ids, e-mails, names, keys): none may reach company A. */
+  needles: string[];
+  /** Asserts that the resource is still there, unchanged. */
+  intact(): Promise<void>;
+}
+
+type Credential = { token: string } | { key: string };
+
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+const PARAM = /\{[^}]+\}/g;
+
+interface OpenApiDocument {
+  paths: Record<string, Record<string, { 'x-access'?: AccessRule }>>;
+}
+
+function tenantRoutes(doc: OpenApiDocument): Route[] {
+  const routes: Route[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (!METHODS.includes(method)) continue;
+      const access = operation['x-access'];
+      if (access?.kind !== 'tenant') continue;
+      routes.push({ method: method.toUpperCase(), path, access, params: path.match(PARAM) ?? [] });
+    }
+  }
+  return routes;
+}
+
+/** The kind of resource a path id names: the segment before the first parameter. */
+function resourceKind(path: string): string {
+  const segments = path.split('/').filter(Boolean);
+  const at = segments.findIndex((s) => /^\{[^}]+\}$/.test(s));
+  return at > 0 ? segments[at - 1] : '';
+}
+
+const takesBody = (method: string) => method === 'POST' || method === 'PATCH' || method === 'PUT';
+
+/** The error of a problem response, without what differs per request. */
+function problemShape(body: { type?: unknown; title?: unknown; status?: unknown; detail?: unknown }) {
+  return { type: body.type, title: body.title, status: body.status, detail: body.detail };
+}
+
+describe('tenant isolation', () => {
+  let t: TestApp;
+  let doc: OpenApiDocument;
+  let a: TestCompany;
+  let b: TestCompany;
+  /** Every value of company B seen so far. */
+  const bNeedles: string[] = [];
+  let aNeedles: string[];
+
+  /** Plausible valid bodies, by `METHOD path`; a route without one is sent `{}`. */
+  const bodies: Record<string, () => unknown> = {
+    'POST /api/v1/users': () => ({
+      email: `${unique('a-user')}@example.com`,
+      password: PASSWORD,
+      displayName: 'Made by A',
+      role: 'agent',
+    }),
+    'PATCH /api/v1/users/{id}': () => ({
+      displayName: 'Renamed by A',
+      role: 'manager',
+      password: 'a-password-set-by-company-a',
+      preferences: { theme: 'dark' },
+    }),
+    'POST /api/v1/api-keys': () => ({ name: unique('a-key'), scopes: ['users:read'] }),
+    'POST /api/v1/api-keys/{id}/rotate': () => ({ overlapSeconds: 0 }),
+    'PATCH /api/v1/company': () => ({ settings: { timezone: 'Europe/Paris', dataRetentionDays: 30 } }),
+  };
+  const bodyFor = (route: Route) =>
+    takesBody(route.method) ? (bodies[`${route.method} ${route.path}`]?.() ?? {}) : undefined;
+
+  /** One factory per resource kind a path id can name: creates it for company B. */
+  const factories: Record<string, (company: TestCompany) => Promise<Resource>> = {
+    users: async (company) => {
+      const email = `${unique('b-user')}@example.com`;
+      const displayName = unique('B user');
+      const res = await call(
+        t,
+        'POST',
+        '/api/v1/users',
+        { token: company.owner.accessToken },
+        {
+          email,
+          password: PASSWORD,
+          displayName,
+          role: 'agent',
+        },
+      );
+      expect(res.status).toBe(201);
+      const user = await json(res);
+      return {
+        id: user.id,
+        needles: [user.id, email, displayName],
+        intact: async () => {
+          const now = await call(t, 'GET', `/api/v1/users/${user.id}`, { token: company.owner.accessToken });
+          expect(now.status).toBe(200);
+          expect(await json(now)).toEqual(user);
+          // The password is the one B set.
+          expect((await login(t, email)).user.id).toBe(user.id);
+        },
+      };
+    },
+    'api-keys': async (company) => {
+      const name = unique('b-key');
+      const res = await call(
+        t,
+        'POST',
+        '/api/v1/api-keys',
+        { token: company.owner.accessToken },
+        { name, scopes: ['users:read'] },
+      );
+      expect(res.status).toBe(201);
+      const created = await json(res);
+      const key: string = created.key;
+      return {
+        id: created.apiKey.id,
+        needles: [created.apiKey.id, key, name, created.apiKey.keyHint],
+        intact: async () => {
+          const status = await call(t, 'GET', `/api/v1/api-keys/${created.apiKey.id}/status`, {
+            token: company.owner.accessToken,
+          });
+          expect(status.status).toBe(200);
+          const view = await json(status);
+          expect(view).toMatchObject({
+            id: created.apiKey.id,
+            name,
+            keyHint: created.apiKey.keyHint,
+            active: true,
+            revokedAt: null,
+            rotatedAt: null,
+          });
+          const used = await call(t, 'GET', '/api/v1/users', { key });
+          expect(used.status).toBe(200);
+          expect((await json(used)).data.map((u: { companyId: string }) => u.companyId)).toContain(company.id);
+        },
+      };
+    },
+  };
+
+  beforeAll(async () => {
+    // Many sign-ins from one address: the login limit is not what this file tests.
+    t = await startTestApp({ env: { RATE_LIMIT_LOGIN_PER_MIN: '100000' } });
+    doc = await json(await t.fetch('/docs-json'));
+    a = await createCompany(t, 'a');
+    b = await createCompany(t, 'b');
+    aNeedles = [a.id, a.name, a.owner.id, a.owner.email, a.apiKeyId];
+    bNeedles.push(
+      b.id,
+      b.name,
+      b.owner.id,
+      b.owner.email,
+      b.owner.accessToken,
+      b.owner.refreshToken,
+      b.apiKeyId,
+      b.apiKey,
+    );
+    // B has data of every kind, so that a list leaking B would show it.
+    for (const factory of Object.values(factories)) bNeedles.push(...(await factory(b)).needles);
+  });
+  afterAll(() => t.close());
+
+  const credentialsOfA = (): [string, Credential][] => [
+    ['A owner JWT', { token: a.owner.accessToken }],
+    ['A primary API key', { key: a.apiKey }],
+  ];
+  const keyAllowed = (route: Route, label: string) => label.includes('JWT') || route.access.scope !== undefined;
+  const leaked = (text: string, needles: string[]) => needles.filter((n) => text.includes(n));
+
+  it('finds the tenant routes in the OpenAPI document', () => {
+    const routes = tenantRoutes(doc);
+    expect(routes.filter((r) => r.params.length > 0).length).toBeGreaterThan(0);
+    expect(routes.filter((r) => r.params.length === 0).length).toBeGreaterThan(0);
+    // Known routes are among them (the list itself comes from the document).
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(
+      expect.arrayContaining([
+        'GET /api/v1/users/{id}',
+        'DELETE /api/v1/users/{id}',
+        'POST /api/v1/api-keys/{id}/revoke',
+        'GET /api/v1/company',
+      ]),
+    );
+  });
+
+  it('answers company A on every id of company B as on a missing id, and changes nothing of B', async () => {
+    const routes = tenantRoutes(doc).filter((r) => r.params.length > 0);
+    const uncovered = routes.filter((r) => !factories[resourceKind(r.path)] || r.params.length !== 1);
+    if (uncovered.length > 0) {
+      throw new Error(
+        `No isolation case for ${uncovered.map((r) => `${r.method} ${r.path} (resource "${resourceKind(r.path)}", ${r.params.length} path parameters)`).join(', ')}: ` +
+          'add a factory for its resource kind to test/isolation.e2e-spec.ts.',
+      );
+    }
+
+    const resources: Resource[] = [];
+    for (const route of routes) {
+      const resource = await factories[resourceKind(route.path)](b);
+      resources.push(resource);
+      bNeedles.push(...resource.needles);
+      const onB = route.path.replace(PARAM, resource.id);
+      const onMissing = route.path.replace(PARAM, randomUUID());
+
+      for (const [label, credential] of credentialsOfA()) {
+        const what = `${label} ${route.method} ${route.path}`;
+        const missing = await call(t, route.method, onMissing, credential, bodyFor(route));
+        const missingBody = await json(missing);
+        const res = await call(t, route.method, onB, credential, bodyFor(route));
+        const text = await res.text();
+
+        expect({ what, ok: res.ok }).toEqual({ what, ok: false });
+        // The problem's `instance` echoes the path A sent; nothing else may name B.
+        expect({ what, leaked: leaked(text.replaceAll(onB, '(path)'), bNeedles) }).toEqual({ what, leaked: [] });
+        expect({ what, contentType: res.headers.get('content-type') }).toEqual({
+          what,
+          contentType: 'application/problem+json; charset=utf-8',
+        });
+        const body = JSON.parse(text);
+        if (keyAllowed(route, label)) {
+          // Another company's resource is answered exactly like a missing one: 404.
+          expect({ what, status: res.status, type: body.type }).toEqual({
+            what,
+            status: 404,
+            type: 'urn:switchboard:problem:not-found',
+          });
+          expect({ what, problem: problemShape(body) }).toEqual({ what, problem: problemShape(missingBody) });
+        } else {
+          // The route takes no API key at all (no scope): refused before any lookup.
+          expect({ what, status: res.status, type: body.type }).toEqual({
+            what,
+            status: 403,
+            type: 'urn:switchboard:problem:forbidden',
+          });
+          expect({ what, status: missing.status }).toEqual({ what, status: 403 });
+        }
+      }
+    }
+
+    // Nothing of B was changed or deleted.
+    for (const resource of resources) await resource.intact();
+    const owner = await call(t, 'GET', `/api/v1/users/${b.owner.id}`, { token: b.owner.accessToken });
+    expect(owner.status).toBe(200);
+    expect(await json(owner)).toMatchObject({ id: b.owner.id, email: b.owner.email, role: 'owner', companyId: b.id });
+    const company = await call(t, 'GET', '/api/v1/company', { key: b.apiKey });
+    expect(company.status).toBe(200);
+    expect(await json(company)).toMatchObject({ id: b.id, name: b.name, status: 'active' });
+  });
+
+  it('shows company A only its own data on routes without an id, and changes nothing of B', async () => {
+    const routes = tenantRoutes(doc).filter((r) => r.params.length === 0);
+    const reads = routes.filter((r) => r.method === 'GET');
+    expect(reads.length).toBeGreaterThan(0);
+    const snapshotOfB = async () => {
+      const views: Record<string, unknown> = {};
+      for (const route of reads) {
+        const res = await call(t, 'GET', route.path, { token: b.owner.accessToken });
+        expect({ route: route.path, status: res.status }).toEqual({ route: route.path, status: 200 });
+        views[route.path] = await res.text();
+      }
+      return views;
+    };
+    const before = await snapshotOfB();
+    for (const route of reads) {
+      // The check can fail: B's own answer holds B's values, and none of A's.
+      const own = String(before[route.path]);
+      expect({ route: route.path, hasB: leaked(own, bNeedles).length > 0, leakedA: leaked(own, aNeedles) }).toEqual({
+        route: route.path,
+        hasB: true,
+        leakedA: [],
+      });
+    }
+
+    for (const route of routes) {
+      for (const [label, credential] of credentialsOfA()) {
+        const what = `${label} ${route.method} ${route.path}`;
+        const res = await call(t, route.method, route.path, credential, bodyFor(route));
+        const text = await res.text();
+        expect({ what, leaked: leaked(text, bNeedles) }).toEqual({ what, leaked: [] });
+        if (!keyAllowed(route, label)) {
+          expect({ what, status: res.status }).toEqual({ what, status: 403 });
+          continue;
+        }
+        expect({ what, ok: res.ok, status: res.status }).toEqual({ what, ok: true, status: res.status });
+        if (route.method === 'GET') {
+          expect({ what, status: res.status }).toEqual({ what, status: 200 });
+          expect({ what, hasA: leaked(text, aNeedles).length > 0 }).toEqual({ what, hasA: true });
+        }
+      }
+    }
+
+    // A's writes landed in A, not in B: B's views (users, keys, company, audit log) are as they were.
+    expect(await snapshotOfB()).toEqual(before);
+  });
+
+  it("refuses a suspended company's API key, tokens, refresh and login at once, until it is reactivated", async () => {
+    const c = await createCompany(t, 'c');
+    const other = await login(t, c.owner.email);
+    const expectSuspended = async (res: Response, what: string) => {
+      const body = await json(res);
+      expect({ what, status: res.status, type: body.type, contentType: res.headers.get('content-type') }).toEqual({
+        what,
+        status: 403,
+        type: 'urn:switchboard:problem:company-suspended',
+        contentType: 'application/problem+json; charset=utf-8',
+      });
+    };
+    const tenantReads = ['/api/v1/users', '/api/v1/company', '/api/v1/audit-log'];
+    // Warm every cache first: suspension must not wait for them to expire.
+    for (const path of tenantReads) {
+      expect((await call(t, 'GET', path, { key: c.apiKey })).status).toBe(200);
+      expect((await call(t, 'GET', path, { token: c.owner.accessToken })).status).toBe(200);
+    }
+
+    const suspended = await call(t, 'POST', `/internal/apps/${c.id}/suspend`, operator);
+    expect(suspended.status).toBe(200);
+    expect(await json(suspended)).toMatchObject({ id: c.id, status: 'suspended' });
+
+    for (const path of tenantReads) {
+      await expectSuspended(await call(t, 'GET', path, { key: c.apiKey }), `key GET ${path}`);
+      await expectSuspended(await call(t, 'GET', path, { token: c.owner.accessToken }), `token GET ${path}`);
+    }
+    await expectSuspended(
+      await call(t, 'GET', '/api/v1/api-keys', { token: c.owner.accessToken }),
+      'token GET /api/v1/api-keys',
+    );
+    await expectSuspended(
+      await call(
+        t,
+        'POST',
+        '/api/v1/users',
+        { key: c.apiKey },
+        { email: `${unique('s')}@example.com`, password: PASSWORD, displayName: 'S', role: 'agent' },
+      ),
+      'key POST /api/v1/users',
+    );
+    await expectSuspended(
+      await call(t, 'GET', '/api/v1/auth/me', { token: c.owner.accessToken }),
+      'token GET /api/v1/auth/me',
+    );
+    await expectSuspended(
+      await call(t, 'POST', '/api/v1/auth/refresh', {}, { refreshToken: other.refreshToken }),
+      'refresh',
+    );
+    await expectSuspended(
+      await call(t, 'POST', '/api/v1/auth/login', {}, { email: c.owner.email, password: PASSWORD }),
+      'login',
+    );
+
+    const reactivated = await call(t, 'POST', `/internal/apps/${c.id}/reactivate`, operator);
+    expect(reactivated.status).toBe(200);
+    expect(await json(reactivated)).toMatchObject({ id: c.id, status: 'active' });
+
+    for (const path of tenantReads) {
+      expect({ path, status: (await call(t, 'GET', path, { key: c.apiKey })).status }).toEqual({ path, status: 200 });
+      expect({ path, status: (await call(t, 'GET', path, { token: c.owner.accessToken })).status }).toEqual({
+        path,
+        status: 200,
+      });
+    }
+    // Nothing was created while suspended.
+    const users = await json(await call(t, 'GET', '/api/v1/users', { key: c.apiKey }));
+    expect(users.data.map((u: { id: string }) => u.id)).toEqual([c.owner.id]);
+    const refreshed = await call(t, 'POST', '/api/v1/auth/refresh', {}, { refreshToken: c.owner.refreshToken });
+    expect(refreshed.status).toBe(200);
+    expect((await call(t, 'GET', '/api/v1/users', { token: (await json(refreshed)).accessToken })).status).toBe(200);
+    expect((await login(t, c.owner.email)).user.id).toBe(c.owner.id);
+  });
+});
