@@ -2,5 +2,6 @@
 // A landed migration is never edited: write a new one.
 import { Init1763700000000 } from './1763700000000-init.js';
 import { AccessControl1795237743921 } from './1795237743921-access-control.js';
+import { CallsAgentsEvents1795238824253 } from './1795238824253-calls-agents-events.js';
 
-export const MIGRATIONS = [Init1763700000000, AccessControl1795237743921];
+export const MIGRATIONS = [Init1763700000000, AccessControl1795237743921, CallsAgentsEvents1795238824253];

@@ -4,7 +4,10 @@ import { RedisModule } from './common/redis/redis.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { ResolvedConfig } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
+import { AgentsModule } from './agents/agents.module.js';
 import { AuthModule } from './auth/auth.module.js';
+import { CallsModule } from './calls/calls.module.js';
+import { EventsModule } from './events/events.module.js';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsersModule } from './users/users.module.js';
@@ -35,6 +38,9 @@ export class AppModule {
         TenantsModule,
         UsersModule,
         AuthModule,
+        EventsModule,
+        AgentsModule,
+        CallsModule,
         HealthModule,
         ...imports,
       ],
