@@ -12,6 +12,7 @@ import { PinoNestLogger } from './common/logging/logger.js';
 import { requestContext } from './common/request-context.js';
 import { setupSwagger } from './common/swagger/swagger.js';
 import type { ResolvedConfig } from './config/config.schema.js';
+import { SwitchboardIoAdapter } from './gateway/socket-io.adapter.js';
 import { MetricsService } from './health/metrics.service.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -101,6 +102,7 @@ export async function createApp({
     credentials: true,
     exposedHeaders: ['x-request-id', 'retry-after'],
   });
+  app.useWebSocketAdapter(new SwitchboardIoAdapter(app, config));
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter(logger));
   setupSwagger(app);

@@ -8,6 +8,7 @@ import { AgentsModule } from './agents/agents.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CallsModule } from './calls/calls.module.js';
 import { EventsModule } from './events/events.module.js';
+import { GatewayModule } from './gateway/gateway.module.js';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsersModule } from './users/users.module.js';
@@ -41,6 +42,7 @@ export class AppModule {
         EventsModule,
         AgentsModule,
         CallsModule,
+        GatewayModule,
         HealthModule,
         ...imports,
       ],
