@@ -1,11 +1,12 @@
 import helmet from '@fastify/helmet';
 import { NestFactory } from '@nestjs/core';
-import { LogController } from 'fastify';
+import { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module.js';
+import { PROBLEM_CONTENT_TYPE } from './common/errors/problem.js';
 import { ProblemDetailsFilter } from './common/errors/problem.filter.js';
 import { createValidationPipe } from './common/errors/validation.js';
 import { PinoNestLogger } from './common/logging/logger.js';
@@ -38,6 +39,7 @@ export async function createApp({
   logger,
   imports,
 }: CreateAppOptions): Promise<NestFastifyApplication> {
+  const filter = new ProblemDetailsFilter(logger);
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
     // Requests are logged once, by our onResponse hook below.
@@ -52,6 +54,17 @@ export async function createApp({
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Identities at providers and CRM user ids (up to 254 characters) travel in paths.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors of Fastify's router (before Nest runs) are problems too, with a request id.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const { problem, headers } = filter.toProblem(error, request);
+      void reply
+        .status(problem.status)
+        .headers({ ...headers, 'x-request-id': String(request.id) })
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(problem);
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ config, databaseUrl, imports }),
@@ -104,7 +117,7 @@ export async function createApp({
   });
   app.useWebSocketAdapter(new SwitchboardIoAdapter(app, config));
   app.useGlobalPipes(createValidationPipe());
-  app.useGlobalFilters(new ProblemDetailsFilter(logger));
+  app.useGlobalFilters(filter);
   setupSwagger(app);
   await app.init();
   await fastify.ready();

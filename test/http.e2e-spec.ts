@@ -102,6 +102,18 @@ describe('HTTP pipeline: problem+json, request ids, headers, logging', () => {
     expect(t.logs.text()).not.toContain('5551230001');
   });
 
+  it('answers a path segment over 1024 characters 414 problem+json, from the router itself', async () => {
+    const res = await t.fetch(`/api/v1/users/${'x'.repeat(1100)}`, { headers: { 'x-request-id': 'long-param-1' } });
+    expect(res.status).toBe(414);
+    expect(res.headers.get('content-type')).toBe(PROBLEM);
+    expect(res.headers.get('x-request-id')).toBe('long-param-1');
+    expect(await json(res)).toMatchObject({
+      type: 'urn:switchboard:problem:uri-too-long',
+      status: 414,
+      requestId: 'long-param-1',
+    });
+  });
+
   it('generates a request id when none (or a malformed one) is given', async () => {
     const a = await t.fetch('/health');
     const b = await t.fetch('/health', { headers: { 'x-request-id': 'bad id with spaces' } });

@@ -548,3 +548,30 @@ describe('users: /api/v1/users', () => {
     });
   });
 });
+
+describe('null in an optional field', () => {
+  it('is a 400 field error, never a 500 from a NOT NULL column', async () => {
+    const t = await startTestApp();
+    try {
+      const co = await createCompany(t, 'nulls');
+      const agent = await createUser(t, co, 'agent');
+      for (const field of ['displayName', 'role', 'password', 'preferences']) {
+        const res = await call(
+          t,
+          'PATCH',
+          `/api/v1/users/${agent.id}`,
+          { token: co.owner.accessToken },
+          { [field]: null },
+        );
+        expect([field, res.status]).toEqual([field, 400]);
+        expect((await json(res)).errors.map((e: { field: string }) => e.field)).toEqual([field]);
+      }
+      const me = await call(t, 'PATCH', '/api/v1/auth/me', { token: agent.accessToken }, { displayName: null });
+      expect(me.status).toBe(400);
+      const company = await call(t, 'PATCH', '/api/v1/company', { token: co.owner.accessToken }, { name: null });
+      expect(company.status).toBe(400);
+    } finally {
+      await t.close();
+    }
+  });
+});

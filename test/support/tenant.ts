@@ -132,3 +132,32 @@ export async function createOperatorUser(t: TestApp): Promise<TestUser> {
   const session = await login(t, email);
   return { id: user.id, email, password: PASSWORD, role: 'superadmin', ...session };
 }
+
+export interface TestAgent {
+  id: string;
+  companyId: string;
+  userId: string | null;
+  displayName: string;
+  extension: string | null;
+  skills: string[];
+  status: string;
+  statusChangedAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An agent of the company, created by its owner; `body` overrides the default fields. */
+export async function createAgent(
+  t: TestApp,
+  company: TestCompany,
+  body: Record<string, unknown> = {},
+): Promise<TestAgent> {
+  const res = await call(
+    t,
+    'POST',
+    '/api/v1/agents',
+    { token: company.owner.accessToken },
+    { displayName: unique('Agent'), ...body },
+  );
+  return (await expectStatus(res, 201, 'create agent')) as TestAgent;
+}

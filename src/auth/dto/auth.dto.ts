@@ -1,6 +1,7 @@
+import { Omittable } from '../../common/validation.js';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, MaxLength, ValidateNested } from 'class-validator';
+import { IsEmail, IsString, Length, MaxLength, ValidateNested } from 'class-validator';
 import { MAX_PASSWORD, MIN_PASSWORD, PreferencesDto, UserDto } from '../../users/dto/users.dto.js';
 
 export class RegisterDto {
@@ -29,28 +30,28 @@ export class LogoutDto {
   @ApiPropertyOptional({
     description: 'End the session of this refresh token (default: the session of the access token)',
   })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(20, 200)
   refreshToken?: string;
 }
 
 export class UpdateMeDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) displayName?: string;
+  @ApiPropertyOptional() @Omittable() @IsString() @Length(1, 200) displayName?: string;
 
   @ApiPropertyOptional({ type: PreferencesDto })
-  @IsOptional()
+  @Omittable()
   @ValidateNested()
   @Type(() => PreferencesDto)
   preferences?: PreferencesDto;
 
   @ApiPropertyOptional({ minLength: MIN_PASSWORD, description: 'Needs currentPassword' })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(MIN_PASSWORD, MAX_PASSWORD)
   newPassword?: string;
 
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(MAX_PASSWORD) currentPassword?: string;
+  @ApiPropertyOptional() @Omittable() @IsString() @MaxLength(MAX_PASSWORD) currentPassword?: string;
 }
 
 export class TokensDto {

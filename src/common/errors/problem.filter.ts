@@ -27,6 +27,12 @@ const FASTIFY_ERRORS: Record<string, { status: number; code: string; detail: str
   },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'malformed-json', detail: 'The body is not valid JSON.' },
   FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'bad-request', detail: 'The Content-Type header is not valid.' },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    status: 414,
+    code: 'uri-too-long',
+    detail: 'A path segment is longer than 1024 characters.',
+  },
+  FST_ERR_BAD_URL: { status: 400, code: 'bad-request', detail: 'The URL is malformed.' },
 };
 
 interface FastifyishError {

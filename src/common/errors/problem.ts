@@ -66,6 +66,7 @@ export const STATUS_CODES: Record<number, { code: string; title: string }> = {
   409: { code: 'conflict', title: 'Conflict' },
   410: { code: 'gone', title: 'Gone' },
   413: { code: 'payload-too-large', title: 'Payload too large' },
+  414: { code: 'uri-too-long', title: 'URI too long' },
   415: { code: 'unsupported-media-type', title: 'Unsupported media type' },
   422: { code: 'unprocessable', title: 'Unprocessable content' },
   429: { code: 'too-many-requests', title: 'Too many requests' },

@@ -1,3 +1,4 @@
+import { Omittable } from '../../common/validation.js';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -8,7 +9,6 @@ import {
   IsEmail,
   IsIn,
   IsInt,
-  IsOptional,
   IsString,
   Length,
   Matches,
@@ -54,43 +54,43 @@ export class IntervalDto {
 
 export class BusinessHoursDto {
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   mon?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   tue?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   wed?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   thu?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   fri?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
   sat?: IntervalDto[];
   @ApiPropertyOptional({ type: [IntervalDto] })
-  @IsOptional()
+  @Omittable()
   @ValidateNested({ each: true })
   @Type(() => IntervalDto)
   @ArrayMaxSize(4)
@@ -98,28 +98,28 @@ export class BusinessHoursDto {
 }
 
 export class CompanySettingsDto {
-  @ApiPropertyOptional({ example: 'America/New_York' }) @IsOptional() @IsTimeZone() timezone?: string;
+  @ApiPropertyOptional({ example: 'America/New_York' }) @Omittable() @IsTimeZone() timezone?: string;
 
   @ApiPropertyOptional({ type: BusinessHoursDto })
-  @IsOptional()
+  @Omittable()
   @ValidateNested()
   @Type(() => BusinessHoursDto)
   businessHours?: BusinessHoursDto;
 
   @ApiPropertyOptional({ example: '+15550001234', description: 'E.164' })
-  @IsOptional()
+  @Omittable()
   @IsE164()
   defaultCallerId?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 3650 })
-  @IsOptional()
+  @Omittable()
   @IsInt()
   @Min(1)
   @Max(3650)
   dataRetentionDays?: number;
 
   @ApiPropertyOptional({ type: [String], example: ['https://crm.example.com'] })
-  @IsOptional()
+  @Omittable()
   @IsArray()
   @ArrayMaxSize(50)
   @Matches(/^https?:\/\/[^/\s]+$/, {
@@ -130,10 +130,10 @@ export class CompanySettingsDto {
 }
 
 export class UpdateCompanyDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional() @Omittable() @IsString() @Length(1, 200) name?: string;
 
   @ApiPropertyOptional({ type: CompanySettingsDto, description: 'Merged into the current settings' })
-  @IsOptional()
+  @Omittable()
   @ValidateNested()
   @Type(() => CompanySettingsDto)
   settings?: CompanySettingsDto;
@@ -153,14 +153,14 @@ export class CreateApiKeyDto {
   @ApiProperty({ example: 'CRM integration' }) @IsString() @Length(1, 100) name!: string;
 
   @ApiPropertyOptional({ enum: [...SCOPES, '*'], isArray: true, default: DEFAULT_SCOPES })
-  @IsOptional()
+  @Omittable()
   @IsArray()
   @ArrayUnique()
   @IsIn([...SCOPES, '*'], { each: true })
   scopes?: ScopeGrant[];
 
   @ApiPropertyOptional({ description: 'ISO 8601; the key stops working then' })
-  @IsOptional()
+  @Omittable()
   @Type(() => Date)
   @IsDate()
   expiresAt?: Date;
@@ -173,7 +173,7 @@ export class RotateApiKeyDto {
     default: 0,
     description: 'How long the previous key keeps working, in seconds (0: it stops at once)',
   })
-  @IsOptional()
+  @Omittable()
   @IsInt()
   @Min(0)
   @Max(MAX_OVERLAP_SECONDS)
@@ -190,12 +190,12 @@ export class CreateAppDto {
   @ApiProperty({ example: 'Acme Dental' }) @IsString() @Length(1, 200) name!: string;
 
   @ApiPropertyOptional({ example: 'acme-dental', description: 'Lower-case letters, digits and dashes' })
-  @IsOptional()
+  @Omittable()
   @Matches(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, { message: 'slug must be lower-case letters, digits and dashes' })
   slug?: string;
 
   @ApiPropertyOptional({ type: OwnerDto, description: 'Also create the company owner' })
-  @IsOptional()
+  @Omittable()
   @ValidateNested()
   @Type(() => OwnerDto)
   owner?: OwnerDto;

@@ -1,6 +1,7 @@
+import { Omittable } from '../../common/validation.js';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength, ValidateNested } from 'class-validator';
+import { IsEmail, IsIn, IsString, Length, Matches, MaxLength, ValidateNested } from 'class-validator';
 import { ROLES, type CompanyRole } from '../../common/access/roles.js';
 
 export const MIN_PASSWORD = 12;
@@ -8,12 +9,12 @@ export const MAX_PASSWORD = 256;
 
 export class PreferencesDto {
   @ApiPropertyOptional({ enum: ['light', 'dark', 'system'] })
-  @IsOptional()
+  @Omittable()
   @IsIn(['light', 'dark', 'system'])
   theme?: 'light' | 'dark' | 'system';
 
   @ApiPropertyOptional({ example: 'en-US', description: 'BCP 47 language tag' })
-  @IsOptional()
+  @Omittable()
   @Matches(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, { message: 'language must be a BCP 47 tag such as en or en-US' })
   language?: string;
 }
@@ -41,24 +42,24 @@ export class CreateUserDto {
 
 export class UpdateUserDto {
   @ApiPropertyOptional()
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(1, 200)
   displayName?: string;
 
   @ApiPropertyOptional({ enum: ROLES })
-  @IsOptional()
+  @Omittable()
   @IsIn(ROLES)
   role?: CompanyRole;
 
   @ApiPropertyOptional({ minLength: MIN_PASSWORD, description: 'Sets a new password (managers and above for others)' })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(MIN_PASSWORD, MAX_PASSWORD)
   password?: string;
 
   @ApiPropertyOptional({ type: PreferencesDto })
-  @IsOptional()
+  @Omittable()
   @ValidateNested()
   @Type(() => PreferencesDto)
   preferences?: PreferencesDto;
