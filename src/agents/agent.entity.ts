@@ -1,4 +1,14 @@
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique, UpdateDateColumn } from 'typeorm';
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  Unique,
+  UpdateDateColumn,
+} from 'typeorm';
 
 export const AGENT_STATUSES = ['available', 'busy', 'away', 'offline', 'wrap_up'] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
@@ -10,7 +20,10 @@ export type AgentStatus = (typeof AGENT_STATUSES)[number];
 @Entity({ name: 'agents' })
 @Unique('agents_id_company_key', ['id', 'companyId'])
 @Index('agents_company_idx', ['companyId', 'createdAt'])
-@Index('agents_company_extension_key', ['companyId', 'extension'], { unique: true, where: 'deleted_at IS NULL AND extension IS NOT NULL' })
+@Index('agents_company_extension_key', ['companyId', 'extension'], {
+  unique: true,
+  where: 'deleted_at IS NULL AND extension IS NOT NULL',
+})
 @Index('agents_user_key', ['userId'], { unique: true, where: 'deleted_at IS NULL AND user_id IS NOT NULL' })
 export class AgentEntity {
   @PrimaryGeneratedColumn('uuid')

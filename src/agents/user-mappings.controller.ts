@@ -70,7 +70,7 @@ export class UserMappingsController {
   @Access.tenant('agent', 'agents:read')
   @ApiOperation({ summary: 'The mappings of a CRM user', operationId: 'listUserMappingsOfCrmUser' })
   @ApiOkResponse({ type: UserMappingListDto })
-  @ApiProblems(400)
+  @ApiProblems(400, 404)
   byCrmUser(@CurrentTenant() tenant: Tenant, @Param() params: CrmUserParams) {
     return this.mappings.byCrmUser(tenant, params.crmUserId);
   }

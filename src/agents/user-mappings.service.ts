@@ -64,6 +64,8 @@ export class UserMappingsService {
 
   async byCrmUser(tenant: Tenant, crmUserId: string): Promise<UserMappingListDto> {
     const rows = await this.repo.find({ where: { companyId: tenant.companyId, crmUserId }, order: ORDER });
+    // Like any lookup by id: a CRM user this company has no mapping for is "not found".
+    if (rows.length === 0) throw notFound();
     return { data: rows.map(toUserMappingDto) };
   }
 

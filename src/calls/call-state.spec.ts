@@ -9,7 +9,15 @@ const derive = (events: CallFacts[]) => deriveCall(fold(events), new Date(0));
 describe('call state', () => {
   it('derives an answered call', () => {
     const call = derive([
-      { eventKey: 'e1', kind: 'ringing', at: at(0), direction: 'inbound', from: '+15551230001', to: '+15550001234', callerName: 'Pat' },
+      {
+        eventKey: 'e1',
+        kind: 'ringing',
+        at: at(0),
+        direction: 'inbound',
+        from: '+15551230001',
+        to: '+15550001234',
+        callerName: 'Pat',
+      },
       { eventKey: 'e2', kind: 'ringing', at: at(1), agentId: 'agent-1' },
       { eventKey: 'e3', kind: 'answered', at: at(4) },
       { eventKey: 'e4', kind: 'ended', at: at(10), endReason: 'completed', hangupCause: '16 Normal Clearing' },
@@ -49,7 +57,12 @@ describe('call state', () => {
     ['voicemail', 'voicemail'],
     [undefined, 'missed'],
   ] as const)('an unanswered call that ends with %s is %s', (reason, status) => {
-    expect(derive([{ eventKey: 'r', kind: 'ringing', at: at(0) }, { eventKey: 'x', kind: 'ended', at: at(5), endReason: reason }]).status).toBe(status);
+    expect(
+      derive([
+        { eventKey: 'r', kind: 'ringing', at: at(0) },
+        { eventKey: 'x', kind: 'ended', at: at(5), endReason: reason },
+      ]).status,
+    ).toBe(status);
   });
 
   it('keeps statuses of live calls', () => {

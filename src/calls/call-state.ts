@@ -125,7 +125,9 @@ export function deriveCall(state: CallState, fallbackStart: Date): DerivedCall {
   const ringingAt = date(state.ringingAt);
   const answeredAt = date(state.answeredAt);
   const endedAt = date(state.endedAt);
-  const times = [state.queuedAt, state.ringingAt, state.answeredAt, state.endedAt].filter((t): t is string => !!t).sort();
+  const times = [state.queuedAt, state.ringingAt, state.answeredAt, state.endedAt]
+    .filter((t): t is string => !!t)
+    .sort();
   const startedAt = times.length ? new Date(times[0]!) : fallbackStart;
   const endReason = state.endReason?.v ?? null;
   return {

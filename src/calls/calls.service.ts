@@ -1,13 +1,38 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, type EntityManager, Repository } from 'typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, type EntityManager, In, Repository, type SelectQueryBuilder } from 'typeorm';
 import { AgentsService } from '../agents/agents.service.js';
-import { AppException } from '../common/errors/problem.js';
+import { actorOf, roleAtLeast, type Tenant } from '../common/access/principal.js';
+import { AppException, type FieldError, ValidationFailedException } from '../common/errors/problem.js';
+import {
+  type CursorPage,
+  type CursorPageQuery,
+  decodeCursor,
+  encodeCursor,
+  type Keyset,
+} from '../common/pagination.js';
+import { toE164 } from '../common/phone.js';
 import type { EventEnvelope, EventType } from '../events/event-envelope.js';
 import { EventsService } from '../events/events.service.js';
 import type { CallEvent } from './call-event.js';
-import { type CallFacts, type CallState, type DerivedCall, deriveCall, mergeFacts } from './call-state.js';
+import {
+  ACTIVE_STATUSES,
+  type CallFacts,
+  type CallState,
+  type DerivedCall,
+  deriveCall,
+  mergeFacts,
+} from './call-state.js';
+import { CallEventEntity } from './call-event.entity.js';
 import { CallEntity } from './call.entity.js';
+import {
+  type CreateCallDto,
+  isoForDatabase,
+  type ListCallsQuery,
+  type ScreenPopDto,
+  type UpdateCallDto,
+} from './dto/calls.dto.js';
 
 /** A call as the API and the events show it. */
 export interface CallView {
@@ -95,7 +120,9 @@ export class CallsService {
   ) {}
 
   async apply(event: CallEvent): Promise<ApplyResult> {
-    const agentId = event.agent ? await this.agents.resolve(event.companyId, { provider: event.provider as never, ...event.agent }) : null;
+    const agentId = event.agent
+      ? await this.agents.resolve(event.companyId, { provider: event.provider as never, ...event.agent })
+      : null;
     const facts: CallFacts = {
       eventKey: event.eventKey,
       kind: event.kind,
@@ -115,7 +142,15 @@ export class CallsService {
         `INSERT INTO calls (company_id, provider, connection_id, provider_call_id, call_key, direction, status, started_at, state)
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, '{}')
          ON CONFLICT (company_id, call_key) DO NOTHING`,
-        [event.companyId, event.provider, event.connectionId ?? null, event.providerCallId, callKey, event.direction ?? 'inbound', event.at],
+        [
+          event.companyId,
+          event.provider,
+          event.connectionId ?? null,
+          event.providerCallId,
+          callKey,
+          event.direction ?? 'inbound',
+          event.at,
+        ],
       );
       const call = await m.getRepository(CallEntity).findOneOrFail({
         where: { companyId: event.companyId, callKey },
@@ -130,7 +165,9 @@ export class CallsService {
   /** Applies facts to a call of the company known by id (assignment, manual updates). */
   async applyToCall(companyId: string, callId: string, facts: CallFacts): Promise<ApplyResult> {
     const result = await this.dataSource.transaction(async (m) => {
-      const call = await m.getRepository(CallEntity).findOne({ where: { companyId, id: callId }, lock: { mode: 'pessimistic_write' } });
+      const call = await m
+        .getRepository(CallEntity)
+        .findOne({ where: { companyId, id: callId }, lock: { mode: 'pessimistic_write' } });
       if (!call) throw new AppException('not-found', 404, 'No such call.');
       return this.merge(m, call, facts);
     });
@@ -161,14 +198,220 @@ export class CallsService {
     return result.call;
   }
 
+  /** Calls of the company that are queued, ringing or in progress. */
+  async countActive(companyId: string): Promise<number> {
+    return this.calls.count({ where: { companyId, status: In(ACTIVE_STATUSES) } });
+  }
+
   async get(companyId: string, callId: string): Promise<CallEntity> {
     const call = await this.calls.findOne({ where: { companyId, id: callId } });
     if (!call) throw new AppException('not-found', 404, 'No such call.');
     return call;
   }
 
+  // --- the calls API (tenant routes) ------------------------------------------------------------
+
+  /** The company's calls, newest first, keyset-paginated. An agent user sees only its own. */
+  async list(tenant: Tenant, query: ListCallsQuery): Promise<CursorPage<CallView>> {
+    const own = await this.visibleAgent(tenant);
+    if (own === null) return { data: [], next: null };
+    const qb = this.calls.createQueryBuilder('c').where('c.company_id = :companyId', { companyId: tenant.companyId });
+    if (own !== undefined) qb.andWhere('c.agent_id = :own', { own });
+    if (query.status) qb.andWhere('c.status = :status', { status: query.status });
+    if (query.direction) qb.andWhere('c.direction = :direction', { direction: query.direction });
+    if (query.from) qb.andWhere('c.from_number = :from', { from: phoneFilter(query.from) });
+    if (query.to) qb.andWhere('c.to_number = :to', { to: phoneFilter(query.to) });
+    if (query.agentId) qb.andWhere('c.agent_id = :agentId', { agentId: query.agentId });
+    if (query.since) qb.andWhere('c.started_at >= CAST(:since AS timestamptz)', { since: isoForDatabase(query.since) });
+    if (query.until) qb.andWhere('c.started_at < CAST(:until AS timestamptz)', { until: isoForDatabase(query.until) });
+    return this.page(qb, query);
+  }
+
+  /** Calls queued, ringing or in progress, newest first. An agent user sees only its own. */
+  async listActive(tenant: Tenant, query: CursorPageQuery): Promise<CursorPage<CallView>> {
+    const own = await this.visibleAgent(tenant);
+    if (own === null) return { data: [], next: null };
+    // The predicate of the partial index calls_active_idx, as written there: a bound parameter
+    // would not let the planner prove that the index covers the query.
+    const qb = this.calls
+      .createQueryBuilder('c')
+      .where('c.company_id = :companyId', { companyId: tenant.companyId })
+      .andWhere("c.status IN ('queued', 'ringing', 'in_progress')");
+    if (own !== undefined) qb.andWhere('c.agent_id = :own', { own });
+    return this.page(qb, query);
+  }
+
+  /** A call with its timeline (the events applied to it, in time order). */
+  async detail(tenant: Tenant, id: string): Promise<CallDetail> {
+    const call = await this.findVisible(tenant, id);
+    const rows = await this.dataSource.getRepository(CallEventEntity).find({
+      where: { companyId: tenant.companyId, callId: call.id },
+      select: { id: true, kind: true, at: true, data: true, createdAt: true },
+      order: { at: 'ASC', createdAt: 'ASC', id: 'ASC' },
+    });
+    return {
+      ...toCallView(call),
+      timeline: rows.map((r) => ({ kind: r.kind, at: r.at.toISOString(), data: r.data })),
+    };
+  }
+
+  /**
+   * Logs a call by hand: one event per milestone (ringing at startedAt, answered, ended), applied
+   * as a phone system's would be, so the same state machine derives its status and durations.
+   */
+  async logManual(tenant: Tenant, dto: CreateCallDto): Promise<CallView> {
+    const startedAt = new Date(dto.startedAt);
+    const answeredAt = dto.answeredAt === undefined ? null : new Date(dto.answeredAt);
+    const endedAt = dto.endedAt === undefined ? null : new Date(dto.endedAt);
+    const errors: FieldError[] = [];
+    if (answeredAt && answeredAt < startedAt) {
+      errors.push({ field: 'answeredAt', messages: ['answeredAt must not be before startedAt'] });
+    }
+    if (endedAt && endedAt < (answeredAt ?? startedAt)) {
+      const after = answeredAt ? 'answeredAt' : 'startedAt';
+      errors.push({ field: 'endedAt', messages: [`endedAt must not be before ${after}`] });
+    }
+    if (dto.endReason && !endedAt) errors.push({ field: 'endReason', messages: ['endReason needs endedAt'] });
+    if (dto.agentId && !(await this.agents.exists(tenant.companyId, dto.agentId))) errors.push(noSuchAgent('agentId'));
+    if (errors.length > 0) throw new ValidationFailedException(errors);
+
+    const base = {
+      companyId: tenant.companyId,
+      provider: 'manual',
+      providerCallId: randomUUID(),
+      raw: { manual: true, ...actorOf(tenant.principal) },
+      // Every event carries who and where, so that whichever is applied first names them.
+      direction: dto.direction,
+      from: dto.from,
+      to: dto.to,
+      ...(dto.agentId ? { agent: { agentId: dto.agentId } } : {}),
+    };
+    const events: CallEvent[] = [{ ...base, eventKey: 'manual:ringing', kind: 'ringing', at: startedAt }];
+    if (answeredAt) events.push({ ...base, eventKey: 'manual:answered', kind: 'answered', at: answeredAt });
+    if (endedAt) {
+      events.push({
+        ...base,
+        eventKey: 'manual:ended',
+        kind: 'ended',
+        at: endedAt,
+        ...(dto.endReason ? { endReason: dto.endReason } : {}),
+      });
+    }
+    // Applied latest first: a call logged after the fact is announced as what it is now (ended,
+    // or answered) and never pops up at the agent as ringing. The merge does not depend on order.
+    let call: CallEntity | undefined;
+    for (const event of events.reverse()) call = (await this.apply(event)).call;
+    if (!call) throw new Error('a manual call has at least its ringing event');
+    if ((dto.notes ?? dto.disposition ?? null) !== null || (dto.tags?.length ?? 0) > 0) {
+      call = await this.updateFields(tenant.companyId, call.id, (c) => setCallFields(c, dto));
+    }
+    return toCallView(call);
+  }
+
+  /** Notes, disposition, tags; an agent user changes only its own calls. */
+  async updateCall(tenant: Tenant, id: string, dto: UpdateCallDto): Promise<CallView> {
+    const own = await this.visibleAgent(tenant);
+    if (own === null) throw callNotFound();
+    if (dto.notes === undefined && dto.disposition === undefined && dto.tags === undefined) {
+      // Nothing to change: no event.
+      return toCallView(await this.findVisible(tenant, id));
+    }
+    const saved = await this.updateFields(tenant.companyId, id, (call) => {
+      // Checked on the locked row: an assignment cannot slip in between.
+      if (own !== undefined && call.agentId !== own) throw callNotFound();
+      setCallFields(call, dto);
+    });
+    return toCallView(saved);
+  }
+
+  /** Assigns the call to an agent of the company; the latest assignment wins over the provider's. */
+  async assign(tenant: Tenant, id: string, agentId: string): Promise<CallView> {
+    if (!(await this.agents.exists(tenant.companyId, agentId))) {
+      throw new ValidationFailedException([noSuchAgent('agentId')]);
+    }
+    const { call } = await this.applyToCall(tenant.companyId, id, {
+      eventKey: `assign:${randomUUID()}`,
+      kind: 'updated',
+      at: new Date(),
+      agentId,
+    });
+    return toCallView(call);
+  }
+
+  /**
+   * A screen pop by hand: a `call.ringing` event for the agent, shaped as a real one (`call`,
+   * `contact`) and marked `manual`. With a callId, the call's record; else a call made of the
+   * request (id null). Nothing is stored but the event.
+   */
+  async screenPop(tenant: Tenant, dto: ScreenPopDto): Promise<{ eventId: string; seq: number }> {
+    const [agentKnown, call] = await Promise.all([
+      this.agents.exists(tenant.companyId, dto.agentId),
+      dto.callId ? this.calls.findOne({ where: { companyId: tenant.companyId, id: dto.callId } }) : null,
+    ]);
+    const errors: FieldError[] = [];
+    if (!agentKnown) errors.push(noSuchAgent('agentId'));
+    if (dto.callId && !call) errors.push({ field: 'callId', messages: ['callId must be a call of the company'] });
+    if (errors.length > 0) throw new ValidationFailedException(errors);
+
+    const view: ScreenPopCall = call ? toCallView(call) : syntheticRingingCall(dto, new Date());
+    const envelope = await this.dataSource.transaction((m) =>
+      this.events.append(m, tenant.companyId, 'call.ringing', { call: view, contact: null, manual: true }, dto.agentId),
+    );
+    this.events.publish([envelope]);
+    return { eventId: envelope.id, seq: envelope.seq };
+  }
+
+  /**
+   * Whose calls the caller sees: `undefined` for all of the company's (managers and above, API
+   * keys), an agent id for an agent user, `null` for an agent user without an agent profile.
+   */
+  private async visibleAgent(tenant: Tenant): Promise<string | null | undefined> {
+    const p = tenant.principal;
+    if (p.kind !== 'user' || roleAtLeast(p.role, 'manager')) return undefined;
+    return (await this.agents.forUser(tenant.companyId, p.userId))?.id ?? null;
+  }
+
+  /** A call of the company the caller may see; others are answered 404, like a missing one. */
+  private async findVisible(tenant: Tenant, id: string): Promise<CallEntity> {
+    const [call, own] = await Promise.all([this.get(tenant.companyId, id), this.visibleAgent(tenant)]);
+    if (own === null || (own !== undefined && call.agentId !== own)) throw callNotFound();
+    return call;
+  }
+
+  /**
+   * One page, newest first by (started_at, id). The cursor is the exact (microsecond) time and
+   * id of the last row, and the condition one row comparison that the index scan starts from,
+   * so page 1000 costs what page 1 costs.
+   */
+  private async page(qb: SelectQueryBuilder<CallEntity>, query: CursorPageQuery): Promise<CursorPage<CallView>> {
+    if (query.cursor) {
+      const k = decodeCallCursor(query.cursor);
+      qb.andWhere('(c.started_at, c.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))', {
+        cursorAt: k.at,
+        cursorId: k.id,
+      });
+    }
+    const { entities: rows, raw } = await qb
+      .addSelect(`to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'cursor_at')
+      .orderBy('c.started_at', 'DESC')
+      .addOrderBy('c.id', 'DESC')
+      .limit(query.limit + 1)
+      .getRawAndEntities<{ cursor_at: string }>();
+    const more = rows.length > query.limit;
+    const data = more ? rows.slice(0, query.limit) : rows;
+    const last = data[data.length - 1];
+    const lastAt = raw[data.length - 1]?.cursor_at;
+    return {
+      data: data.map(toCallView),
+      next: more && last && lastAt ? encodeCursor({ at: lastAt, id: last.id }) : null,
+    };
+  }
+
   private async merge(m: EntityManager, call: CallEntity, facts: CallFacts, raw?: unknown): Promise<ApplyResult> {
-    const data = { ...stripUndefined({ ...facts, at: undefined, eventKey: undefined }), ...(raw === undefined ? {} : { raw }) };
+    const data = {
+      ...stripUndefined({ ...facts, at: undefined, eventKey: undefined }),
+      ...(raw === undefined ? {} : { raw }),
+    };
     const inserted = (await m.query(
       `INSERT INTO call_events (company_id, call_id, event_key, kind, at, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
        ON CONFLICT (call_id, event_key) DO NOTHING RETURNING id`,
@@ -184,7 +427,16 @@ export class CallsService {
 
     const type = eventTypeFor(before, after);
     const events = type
-      ? [await this.events.append(m, call.companyId, type, { call: toCallView(saved), ...(type === 'call.ringing' ? { contact: saved.crmContact } : {}) }, saved.agentId, facts.at)]
+      ? [
+          await this.events.append(
+            m,
+            call.companyId,
+            type,
+            { call: toCallView(saved), ...(type === 'call.ringing' ? { contact: saved.crmContact } : {}) },
+            saved.agentId,
+            facts.at,
+          ),
+        ]
       : [];
     return { call: saved, applied: true, events };
   }
@@ -224,4 +476,86 @@ export function eventTypeFor(before: DerivedCall, after: DerivedCall): EventType
 
 function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+// --- the calls API: helpers ---------------------------------------------------------------------
+
+export interface TimelineEntry {
+  kind: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+export interface CallDetail extends CallView {
+  timeline: TimelineEntry[];
+}
+
+/** The call of a manual screen pop: a CallView, or one made of the request (no id). */
+export type ScreenPopCall = Omit<CallView, 'id' | 'providerCallId'> & {
+  id: string | null;
+  providerCallId: string | null;
+};
+
+function syntheticRingingCall(dto: ScreenPopDto, now: Date): ScreenPopCall {
+  const at = now.toISOString();
+  return {
+    id: null,
+    provider: 'manual',
+    connectionId: null,
+    providerCallId: null,
+    direction: 'inbound',
+    status: 'ringing',
+    from: dto.from,
+    to: dto.to ?? null,
+    callerName: dto.callerName ?? null,
+    agentId: dto.agentId,
+    startedAt: at,
+    ringingAt: at,
+    answeredAt: null,
+    endedAt: null,
+    ringSeconds: null,
+    talkSeconds: null,
+    durationSeconds: null,
+    endReason: null,
+    hangupCause: null,
+    recordingUrl: null,
+    contact: null,
+    ai: null,
+    tags: [],
+    notes: null,
+    disposition: null,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+function setCallFields(call: CallEntity, dto: UpdateCallDto): void {
+  if (dto.notes !== undefined) call.notes = dto.notes;
+  if (dto.disposition !== undefined) call.disposition = dto.disposition;
+  if (dto.tags !== undefined) call.tags = dto.tags;
+}
+
+/**
+ * A number to filter on, written as the records keep it: E.164 when it is a phone number, else
+ * its digits (an extension). A `+` sent unencoded in a query string arrives as a space.
+ */
+export function phoneFilter(input: string): string {
+  const value = /^\s\d/.test(input) ? `+${input.trimStart()}` : input;
+  return toE164(value) ?? value.replace(/\D/g, '');
+}
+
+/** PostgreSQL has no year 0: a cursor with one was not given out here (and would fail the query). */
+function decodeCallCursor(cursor: string): Keyset {
+  const k = decodeCursor(cursor);
+  if (k.at.startsWith('0000'))
+    throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
+  return k;
+}
+
+function callNotFound(): AppException {
+  return new AppException('not-found', 404, 'No such call.');
+}
+
+function noSuchAgent(field: string): FieldError {
+  return { field, messages: [`${field} must be an agent of the company`] };
 }

@@ -43,7 +43,17 @@ export class SwitchboardIoAdapter extends IoAdapter {
 
   override async close(server: Server): Promise<void> {
     await super.close(server);
-    await Promise.all(this.redis.splice(0).map((c) => c.quit().catch(() => c.disconnect())));
+    // quit() waits for a connection that may never come (Redis down): only a ready client quits.
+    await Promise.all(
+      this.redis.splice(0).map((c) =>
+        c.status === 'ready'
+          ? c.quit().then(
+              () => undefined,
+              () => c.disconnect(),
+            )
+          : c.disconnect(),
+      ),
+    );
   }
 
   get usesRedis(): boolean {
