@@ -1,0 +1,319 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AmiParser, amiHeader, type AmiFields } from '../../src/pbx/asterisk/ami-parser.js';
+
+/**
+ * The recorded AMI sessions (../shared/fixtures/ami) and an AMI simulator built on them: a TCP
+ * server on 127.0.0.1 that sends the banner, answers Login / Ping / CoreShowChannels / Originate /
+ * Hangup / PlayDTMF with the recorded responses (echoing the ActionID it receives), replays a
+ * recorded event stream with its timing compressed, and can drop connections or send malformed
+ * bytes on demand.
+ */
+
+export const AMI_FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/ami/', import.meta.url));
+export const AMI_FIXTURE_NAMES = [
+  'inbound-answered',
+  'inbound-unanswered',
+  'inbound-abandoned',
+  'click-to-call',
+  'originate-failures',
+] as const;
+export type AmiFixtureName = (typeof AMI_FIXTURE_NAMES)[number];
+
+export interface AmiRecord {
+  t: number;
+  sent?: AmiFields;
+  fields?: AmiFields;
+  banner?: string;
+}
+
+export interface AmiFixture {
+  name: AmiFixtureName;
+  /** The raw bytes received, as recorded. */
+  ami: Buffer;
+  records: AmiRecord[];
+  banner: string;
+  /** Every message received, in order, with its time. */
+  received: Array<{ t: number; fields: AmiFields }>;
+  /** Every action sent, in order, with its time. */
+  sent: Array<{ t: number; fields: AmiFields }>;
+}
+
+export function loadAmiFixture(name: AmiFixtureName): AmiFixture {
+  const ami = readFileSync(`${AMI_FIXTURES_DIR}${name}.ami`);
+  const records = readFileSync(`${AMI_FIXTURES_DIR}${name}.jsonl`, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AmiRecord);
+  const banner = records.find((r) => r.banner !== undefined)?.banner;
+  if (!banner) throw new Error(`${name}: no banner record`);
+  return {
+    name,
+    ami,
+    records,
+    banner,
+    received: records.filter((r) => r.fields).map((r) => ({ t: r.t, fields: r.fields! })),
+    sent: records.filter((r) => r.sent).map((r) => ({ t: r.t, fields: r.sent! })),
+  };
+}
+
+/** Every received record and sent action of a fixture, in time order (sent first on a tie). */
+export function timeline(f: AmiFixture): Array<{ t: number; sent?: AmiFields; fields?: AmiFields }> {
+  const items: Array<{ t: number; order: number; i: number; sent?: AmiFields; fields?: AmiFields }> = [
+    ...f.sent.map((s, i) => ({ t: s.t, order: 0, i, sent: s.fields })),
+    ...f.received.map((r, i) => ({ t: r.t, order: 1, i, fields: r.fields })),
+  ];
+  items.sort((a, b) => a.t - b.t || a.order - b.order || a.i - b.i);
+  return items.map(({ t, sent, fields }) => (sent ? { t, sent } : { t, fields }));
+}
+
+export function serializeAmi(fields: AmiFields): string {
+  let out = '';
+  for (const [k, v] of fields) out += `${k}: ${v}\r\n`;
+  return `${out}\r\n`;
+}
+
+const isEvent = (fields: AmiFields) => fields[0]?.[0] === 'Event';
+
+/** The events of a fixture's stream worth replaying: not the login's, not an action's list. */
+export function replayableEvents(f: AmiFixture): Array<{ t: number; fields: AmiFields }> {
+  return f.received.filter(
+    (r) => isEvent(r.fields) && r.t > 0 && !String(amiHeader(r.fields, 'Event')).startsWith('CoreShowChannel'),
+  );
+}
+
+export interface AmiSimulatorOptions {
+  username?: string;
+  secret?: string;
+  /** Where the recorded responses come from (default: all fixtures). */
+  fixtures?: AmiFixture[];
+}
+
+interface Client {
+  socket: Socket;
+  parser: AmiParser;
+  authenticated: boolean;
+}
+
+export class AmiSimulator {
+  readonly username: string;
+  readonly secret: string;
+  /** Actions received from clients, in order. */
+  readonly actions: AmiFields[] = [];
+  /** Connections accepted so far, and successful logins. */
+  connections = 0;
+  logins = 0;
+  private server?: Server;
+  private readonly clients = new Set<Client>();
+  private readonly fixtures: AmiFixture[];
+  private banner: string;
+
+  constructor(options: AmiSimulatorOptions = {}) {
+    this.username = options.username ?? 'cti';
+    this.secret = options.secret ?? 'ctisecret';
+    this.fixtures = options.fixtures ?? AMI_FIXTURE_NAMES.map(loadAmiFixture);
+    this.banner = this.fixtures[0]!.banner;
+  }
+
+  get port(): number {
+    const address = this.server?.address();
+    if (!address || typeof address === 'string') throw new Error('the simulator is not listening');
+    return address.port;
+  }
+
+  /** Logged-in clients right now. */
+  get authenticatedClients(): number {
+    return [...this.clients].filter((c) => c.authenticated).length;
+  }
+
+  async start(): Promise<number> {
+    this.server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(0, '127.0.0.1', () => resolve());
+    });
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients) c.socket.destroy();
+    this.clients.clear();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Closes every connection at once (a crash, a network cut); the server keeps listening. */
+  dropConnections(): void {
+    for (const c of this.clients) c.socket.destroy();
+    this.clients.clear();
+  }
+
+  /** Writes raw bytes to every logged-in client. */
+  sendRaw(bytes: Buffer | string): void {
+    for (const c of this.clients) if (c.authenticated) c.socket.write(bytes);
+  }
+
+  /**
+   * Replays the event stream of a fixture to every logged-in client, its `t` offsets divided by
+   * `speedup`; events of the same `t` go in one write. With `dropAfter`, the connections are
+   * dropped once that many events have been written. Resolves with the number of events written.
+   */
+  async replay(fixture: AmiFixture, options: { speedup?: number; dropAfter?: number } = {}): Promise<number> {
+    const speedup = options.speedup ?? 100;
+    const events = replayableEvents(fixture);
+    let written = 0;
+    let i = 0;
+    let lastT = events[0]?.t ?? 0;
+    while (i < events.length) {
+      const t = events[i]!.t;
+      const wait = (t - lastT) / speedup;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      lastT = t;
+      let batch = '';
+      while (i < events.length && events[i]!.t === t) {
+        if (options.dropAfter !== undefined && written === options.dropAfter) break;
+        batch += serializeAmi(events[i]!.fields);
+        written++;
+        i++;
+      }
+      if (batch) this.sendRaw(batch);
+      if (options.dropAfter !== undefined && written === options.dropAfter) {
+        // Let the bytes leave before the cut.
+        await new Promise((r) => setImmediate(r));
+        this.dropConnections();
+        return written;
+      }
+    }
+    return written;
+  }
+
+  private accept(socket: Socket): void {
+    this.connections++;
+    socket.setNoDelay(true);
+    const client: Client = {
+      socket,
+      authenticated: false,
+      parser: new AmiParser({
+        skipEvents: [],
+        onMessage: (fields) => this.onAction(client, fields),
+      }),
+    };
+    this.clients.add(client);
+    socket.on('data', (chunk) => client.parser.push(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.clients.delete(client));
+    socket.write(`${this.banner}\r\n`);
+  }
+
+  private respond(client: Client, fields: AmiFields): void {
+    if (!client.socket.destroyed) client.socket.write(serializeAmi(fields));
+  }
+
+  private onAction(client: Client, fields: AmiFields): void {
+    this.actions.push(fields);
+    const action = (amiHeader(fields, 'Action') ?? '').toLowerCase();
+    const actionId = amiHeader(fields, 'ActionID');
+    const withId = (rest: AmiFields): AmiFields =>
+      actionId === undefined ? rest : [rest[0]!, ['ActionID', actionId], ...rest.slice(1)];
+    if (action === 'login') {
+      if (amiHeader(fields, 'Username') === this.username && amiHeader(fields, 'Secret') === this.secret) {
+        client.authenticated = true;
+        this.logins++;
+        this.respond(
+          client,
+          withId([
+            ['Response', 'Success'],
+            ['Message', 'Authentication accepted'],
+          ]),
+        );
+        this.respond(client, [
+          ['Event', 'FullyBooted'],
+          ['Privilege', 'system,all'],
+          ['Uptime', '54'],
+          ['LastReload', '54'],
+          ['Status', 'Fully Booted'],
+        ]);
+      } else {
+        this.respond(
+          client,
+          withId([
+            ['Response', 'Error'],
+            ['Message', 'Authentication failed'],
+          ]),
+        );
+        client.socket.end();
+      }
+      return;
+    }
+    if (!client.authenticated) {
+      this.respond(
+        client,
+        withId([
+          ['Response', 'Error'],
+          ['Message', 'Permission denied'],
+        ]),
+      );
+      return;
+    }
+    if (action === 'ping') {
+      this.respond(
+        client,
+        withId([
+          ['Response', 'Success'],
+          ['Ping', 'Pong'],
+          ['Timestamp', (Date.now() / 1000).toFixed(6)],
+        ]),
+      );
+      return;
+    }
+    if (action === 'logoff') {
+      this.respond(
+        client,
+        withId([
+          ['Response', 'Goodbye'],
+          ['Message', 'Thanks for all the fish.'],
+        ]),
+      );
+      client.socket.end();
+      return;
+    }
+    const recorded = this.recordedResponse(action);
+    if (!recorded) {
+      this.respond(
+        client,
+        withId([
+          ['Response', 'Error'],
+          ['Message', 'Invalid/unknown command'],
+        ]),
+      );
+      return;
+    }
+    for (const message of recorded) {
+      this.respond(
+        client,
+        message.map(([k, v]): [string, string] => [k, k === 'ActionID' && actionId !== undefined ? actionId : v]),
+      );
+    }
+  }
+
+  /** The recorded answer to an action: its response and, for a list, the list's events. */
+  private recordedResponse(action: string): AmiFields[] | undefined {
+    for (const f of this.fixtures) {
+      const sent = f.sent.find((s) => (amiHeader(s.fields, 'Action') ?? '').toLowerCase() === action);
+      const id = sent && amiHeader(sent.fields, 'ActionID');
+      if (!id) continue;
+      const messages = f.received
+        .filter(
+          (r) => amiHeader(r.fields, 'ActionID') === id && (r.fields[0]![0] === 'Response' || isListEvent(r.fields)),
+        )
+        .map((r) => r.fields);
+      if (messages.length) return messages;
+    }
+    return undefined;
+  }
+}
+
+/** An event of an action's list (CoreShowChannel…, …Complete), not an async event like OriginateResponse. */
+function isListEvent(fields: AmiFields): boolean {
+  return isEvent(fields) && fields[0]![1] !== 'OriginateResponse';
+}
