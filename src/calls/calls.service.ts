@@ -422,8 +422,35 @@ export class CallsService {
     const before = deriveCall(call.state as CallState, call.startedAt);
     const state = mergeFacts(call.state as CallState, facts);
     const after = deriveCall(state, call.startedAt);
-    Object.assign(call, fieldsOf(after), { state });
-    const saved = await m.getRepository(CallEntity).save(call);
+    // One UPDATE (a repository save() would first read the row back): this is the hot path.
+    const [row] = (await m.query(
+      `UPDATE calls SET status = $2, direction = $3, from_number = $4, to_number = $5, caller_name = $6, agent_id = $7,
+         started_at = $8, ringing_at = $9, answered_at = $10, ended_at = $11, ring_seconds = $12, talk_seconds = $13,
+         duration_seconds = $14, end_reason = $15, hangup_cause = $16, recording_url = $17, state = $18::jsonb,
+         updated_at = now()
+       WHERE id = $1 RETURNING updated_at`,
+      [
+        call.id,
+        after.status,
+        after.direction,
+        after.fromNumber,
+        after.toNumber,
+        after.callerName,
+        after.agentId,
+        after.startedAt,
+        after.ringingAt,
+        after.answeredAt,
+        after.endedAt,
+        after.ringSeconds,
+        after.talkSeconds,
+        after.durationSeconds,
+        after.endReason,
+        after.hangupCause,
+        after.recordingUrl,
+        JSON.stringify(state),
+      ],
+    )) as { updated_at: Date }[][];
+    const saved = Object.assign(call, fieldsOf(after), { state, updatedAt: row![0]!.updated_at });
 
     const type = eventTypeFor(before, after);
     const events = type
