@@ -34,26 +34,29 @@ export class EventsService {
     agentId: string | null = null,
     occurredAt = new Date(),
   ): Promise<EventEnvelope> {
+    // One statement, one round trip: the counter's row lock (held to the commit) gives the number,
+    // and the event is written with it.
+    const id = randomUUID();
     const [row] = (await manager.query(
-      `INSERT INTO event_counters (company_id, last_seq) VALUES ($1, 1)
-       ON CONFLICT (company_id) DO UPDATE SET last_seq = event_counters.last_seq + 1
-       RETURNING last_seq`,
-      [companyId],
-    )) as { last_seq: string }[];
-    const envelope: EventEnvelope = {
-      id: randomUUID(),
+      `WITH counter AS (
+         INSERT INTO event_counters (company_id, last_seq) VALUES ($1, 1)
+         ON CONFLICT (company_id) DO UPDATE SET last_seq = event_counters.last_seq + 1
+         RETURNING last_seq
+       )
+       INSERT INTO company_events (company_id, seq, event_id, type, occurred_at, agent_id, data)
+       SELECT $1::uuid, last_seq, $2::uuid, $3::varchar, $4::timestamptz, $5::uuid, $6::jsonb FROM counter
+       RETURNING seq`,
+      [companyId, id, type, occurredAt, agentId, JSON.stringify(data)],
+    )) as { seq: string }[];
+    return {
+      id,
       type,
       companyId,
-      seq: Number(row!.last_seq),
+      seq: Number(row!.seq),
       occurredAt: occurredAt.toISOString(),
       agentId,
       data,
     };
-    await manager.query(
-      `INSERT INTO company_events (company_id, seq, event_id, type, occurred_at, agent_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
-      [companyId, envelope.seq, envelope.id, type, occurredAt, agentId, JSON.stringify(data)],
-    );
-    return envelope;
   }
 
   /** After the commit of the transaction that appended them. */
@@ -79,7 +82,9 @@ export class EventsService {
   }
 
   async latestSeq(companyId: string): Promise<number> {
-    const rows = (await this.repo.query('SELECT last_seq FROM event_counters WHERE company_id = $1', [companyId])) as { last_seq: string }[];
+    const rows = (await this.repo.query('SELECT last_seq FROM event_counters WHERE company_id = $1', [companyId])) as {
+      last_seq: string;
+    }[];
     return rows[0] ? Number(rows[0].last_seq) : 0;
   }
 

@@ -2,6 +2,8 @@ import type { EventEnvelope } from '../events/event-envelope.js';
 
 /** A connected client as the streams see it. */
 export interface StreamClient {
+  /** The socket's id (the gateway sends to many sockets by id at once). */
+  readonly id?: string;
   /** null: every event of the company; an id: only that agent's events. */
   readonly agentId: string | null;
   /** Not live while it is being replayed what it missed. */
@@ -41,7 +43,16 @@ export class EventStreams {
   private readonly streams = new Map<string, CompanyStream>();
   private readonly opening = new Map<string, Promise<CompanyStream>>();
 
-  constructor(private readonly source: EventSource) {}
+  /**
+   * @param deliver hands one live event to all the clients that get it, at once (the gateway
+   * encodes it once for all of them); by default each client's `send`.
+   */
+  constructor(
+    private readonly source: EventSource,
+    private readonly deliver: (clients: StreamClient[], envelope: EventEnvelope) => void = (clients, envelope) => {
+      for (const client of clients) client.send(envelope);
+    },
+  ) {}
 
   /** An event committed by any instance. */
   ingest(envelope: EventEnvelope): void {
@@ -118,11 +129,13 @@ export class EventStreams {
     for (let next = stream.pending.get(stream.delivered + 1); next; next = stream.pending.get(stream.delivered + 1)) {
       stream.pending.delete(next.seq);
       stream.delivered = next.seq;
+      const recipients: StreamClient[] = [];
       for (const client of stream.clients) {
         if (!client.live || next.seq <= client.lastSeq) continue;
         client.lastSeq = next.seq;
-        if (this.wants(client, next)) client.send(next);
+        if (this.wants(client, next)) recipients.push(client);
       }
+      if (recipients.length > 0) this.deliver(recipients, next);
     }
     for (const seq of stream.pending.keys()) if (seq <= stream.delivered) stream.pending.delete(seq);
     if (stream.pending.size > 0 && !stream.gapTimer) {

@@ -64,7 +64,12 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly agents: AgentsService,
     private readonly events: EventsService,
   ) {
-    this.streams = new EventStreams(events);
+    // A live event is encoded once and written to all its local recipients (never through the
+    // adapter: each instance delivers to its own sockets, in order).
+    this.streams = new EventStreams(events, (clients, envelope) => {
+      const ids = clients.map((c) => c.id).filter((id): id is string => id !== undefined);
+      if (ids.length > 0) this.server.local.to(ids).emit('event', envelope);
+    });
   }
 
   afterInit(server: Server): void {
@@ -91,6 +96,7 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     await socket.join([clientsRoom(data.companyId), ...(data.agentId ? [agentRoom(data.agentId)] : [])]);
     if (data.kind === 'user' && data.agentId) await socket.join(agentsRoom(data.companyId));
     const client: StreamClient = {
+      id: socket.id,
       agentId: data.agentId,
       live: false,
       lastSeq: 0,
