@@ -19,7 +19,7 @@ const TARGET_BYTES = 50 * 1024 * 1024;
 const CHUNK = 64 * 1024;
 const ROUNDS = 5;
 const FIXTURES = ['inbound-answered', 'inbound-unanswered', 'inbound-abandoned', 'click-to-call', 'originate-failures'];
-const DIR = fileURLToPath(new URL('../../../shared/fixtures/ami/', import.meta.url));
+const DIR = fileURLToPath(new URL('../../test/fixtures/ami/', import.meta.url));
 const OUTPUT = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 const MARK_START = '<!-- bench:ami-parse:start -->';
 const MARK_END = '<!-- bench:ami-parse:end -->';
@@ -105,7 +105,7 @@ function main(): void {
     '',
     '### Method',
     '',
-    `- The five recorded sessions in \`../shared/fixtures/ami/*.ami\` (Asterisk 22.5, real phones), banner line removed, concatenated and repeated to about 50 MB; cut into ${CHUNK / 1024} KiB chunks (what a socket read gives) prepared before timing.`,
+    `- The five recorded sessions in \`test/fixtures/ami/*.ami\` (copied from ../shared/fixtures/ami) (Asterisk 22.5, real phones), banner line removed, concatenated and repeated to about 50 MB; cut into ${CHUNK / 1024} KiB chunks (what a socket read gives) prepared before timing.`,
     '- Ours: one `AmiParser` (default noise list, `keepVarSet: [CTI_REQUEST_ID]`) fed every chunk; each message it keeps goes to one `AmiCallMapper.map`. Events/s = events on the wire (kept or skipped) / wall time, in one thread (one core). One warm-up pass over 50 chunks first.',
     '- Baseline: `asterisk-ami-events-stream` (the stream `asterisk-ami-client` pipes the socket into) with its `amiEvent`/`amiResponse` listeners counting and its readable side drained; the same chunks.',
     '',

@@ -4,14 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { AmiParser, amiHeader, type AmiFields } from '../../src/pbx/asterisk/ami-parser.js';
 
 /**
- * The recorded AMI sessions (../shared/fixtures/ami) and an AMI simulator built on them: a TCP
+ * The recorded AMI sessions (test/fixtures/ami, copied from ../shared/fixtures/ami) and an AMI simulator built on them: a TCP
  * server on 127.0.0.1 that sends the banner, answers Login / Ping / CoreShowChannels / Originate /
  * Hangup / PlayDTMF with the recorded responses (echoing the ActionID it receives), replays a
  * recorded event stream with its timing compressed, and can drop connections or send malformed
  * bytes on demand.
  */
 
-export const AMI_FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/ami/', import.meta.url));
+export const AMI_FIXTURES_DIR = fileURLToPath(new URL('../fixtures/ami/', import.meta.url));
 export const AMI_FIXTURE_NAMES = [
   'inbound-answered',
   'inbound-unanswered',
