@@ -2,7 +2,7 @@ import type { Subscription } from 'rxjs';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import { EventsService } from '../src/events/events.service.js';
 import { query } from './support/database.js';
-import { json } from './support/http.js';
+import { json, PROBLEM, type Auth } from './support/http.js';
 import {
   call,
   createAgent,
@@ -16,10 +16,7 @@ import {
 } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
-
-type Auth = { token?: string; key?: string };
 
 interface EventRow {
   type: string;

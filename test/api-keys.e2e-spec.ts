@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { json } from './support/http.js';
+import { json, type Auth, expectProblem } from './support/http.js';
 import {
   call,
   createApiKey,
@@ -11,22 +11,12 @@ import {
 } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const KEY_FORMAT = /^sbk_[A-Za-z0-9_-]{43}$/;
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const DEFAULT_SCOPES = ['agents:read', 'agents:write', 'calls:read', 'calls:write', 'company:read', 'users:read'];
 
-type Auth = { token?: string; key?: string };
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const hintOf = (key: string) => `${key.slice(0, 8)}…${key.slice(-4)}`;
-
-async function expectProblem(res: Response, status: number, code: string) {
-  const body = await json(res);
-  expect({ status: res.status, type: body.type }).toEqual({ status, type: `urn:switchboard:problem:${code}` });
-  expect(res.headers.get('content-type')).toBe(PROBLEM);
-  return body;
-}
 
 /** A request any API key with users:read may make. */
 const useKey = (t: TestApp, key: string, header = 'x-api-key') =>

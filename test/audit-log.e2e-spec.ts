@@ -1,4 +1,4 @@
-import { json } from './support/http.js';
+import { json, type Auth, expectProblem } from './support/http.js';
 import {
   call,
   createApiKey,
@@ -10,10 +10,6 @@ import {
   type TestUser,
 } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
-
-const PROBLEM = 'application/problem+json; charset=utf-8';
-
-type Auth = { token?: string; key?: string };
 
 interface Entry {
   id: string;
@@ -27,13 +23,6 @@ interface Entry {
   ip: string | null;
   details: Record<string, unknown>;
   createdAt: string;
-}
-
-async function expectProblem(res: Response, status: number, code: string) {
-  const body = await json(res);
-  expect({ status: res.status, type: body.type }).toEqual({ status, type: `urn:switchboard:problem:${code}` });
-  expect(res.headers.get('content-type')).toBe(PROBLEM);
-  return body;
 }
 
 describe('audit log: /api/v1/audit-log', () => {

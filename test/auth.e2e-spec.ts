@@ -1,9 +1,8 @@
 import { JwtService } from '@nestjs/jwt';
-import { json } from './support/http.js';
+import { json, PROBLEM } from './support/http.js';
 import { call, createCompany, createOperatorUser, createUser, login, PASSWORD, unique } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const JWT_SECRET = 'test-jwt-secret-of-at-least-32-characters!';
 
 describe('auth: register, login, refresh, logout, me', () => {

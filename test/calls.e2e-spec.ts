@@ -5,16 +5,13 @@ import type { CallEvent } from '../src/calls/call-event.js';
 import type { CallDirection, EndReason } from '../src/calls/call-state.js';
 import { CallsService } from '../src/calls/calls.service.js';
 import { query } from './support/database.js';
-import { json } from './support/http.js';
+import { json, type Auth, expectProblem } from './support/http.js';
 import { call, createApiKey, createCompany, createUser, type TestCompany, type TestUser } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
-
-type Auth = { token?: string; key?: string };
 
 interface CallBody {
   id: string;
@@ -44,13 +41,6 @@ interface CallBody {
 interface Page {
   data: CallBody[];
   next: string | null;
-}
-
-async function expectProblem(res: Response, status: number, code: string) {
-  const body = await json(res);
-  expect({ status: res.status, type: body.type }).toEqual({ status, type: `urn:switchboard:problem:${code}` });
-  expect(res.headers.get('content-type')).toBe(PROBLEM);
-  return body;
 }
 
 const fieldsOf = (body: { errors?: { field: string }[] }) => (body.errors ?? []).map((e) => e.field).sort();

@@ -1,17 +1,6 @@
-import { json } from './support/http.js';
+import { json, type Auth, expectProblem } from './support/http.js';
 import { call, createApiKey, createCompany, createUser, type TestCompany, type TestUser } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
-
-const PROBLEM = 'application/problem+json; charset=utf-8';
-
-type Auth = { token?: string; key?: string };
-
-async function expectProblem(res: Response, status: number, code: string) {
-  const body = await json(res);
-  expect({ status: res.status, type: body.type }).toEqual({ status, type: `urn:switchboard:problem:${code}` });
-  expect(res.headers.get('content-type')).toBe(PROBLEM);
-  return body;
-}
 
 describe('company: /api/v1/company', () => {
   let t: TestApp;

@@ -1,8 +1,6 @@
-import { json } from './support/http.js';
+import { json, PROBLEM } from './support/http.js';
 import { ProbeModule } from './support/probe.module.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
-
-const PROBLEM = 'application/problem+json; charset=utf-8';
 
 describe('HTTP pipeline: problem+json, request ids, headers, logging', () => {
   let t: TestApp;

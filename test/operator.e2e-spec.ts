@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { query } from './support/database.js';
-import { json } from './support/http.js';
+import { json, PROBLEM } from './support/http.js';
 import {
   call,
   createCompany,
@@ -16,7 +16,6 @@ import { startTestApp, type TestApp } from './support/test-app.js';
 
 /** The operator API (`/internal/...`): who may call it, and what each route does and refuses. */
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const FULL_KEY = /sbk_[A-Za-z0-9_-]{43}/;
 
 interface Operation {

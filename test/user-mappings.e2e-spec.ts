@@ -1,5 +1,5 @@
 import { query } from './support/database.js';
-import { json } from './support/http.js';
+import { json, PROBLEM, type Auth } from './support/http.js';
 import {
   call,
   createAgent,
@@ -13,11 +13,8 @@ import {
 } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const BASE = '/api/v1/user-mappings';
-
-type Auth = { token?: string; key?: string };
 
 interface Mapping {
   id: string;

@@ -1,4 +1,4 @@
-import { json } from './support/http.js';
+import { json, PROBLEM, type Auth } from './support/http.js';
 import {
   call,
   createApiKey,
@@ -12,10 +12,7 @@ import {
 } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
-
-type Auth = { token?: string; key?: string };
 
 describe('users: /api/v1/users', () => {
   let t: TestApp;
