@@ -267,7 +267,7 @@ async function inProcessAuthenticate(app: NestFastifyApplication, key: string): 
   return (performance.now() - start) / IN_PROCESS_CALLS;
 }
 
-/** With TTL 0, the two reads the guard makes, timed apart in process: the key, then its company. */
+/** With TTL 0: the guard's one read (the key with its company's status), and, for comparison, a read of the company alone. */
 async function inProcessCold(app: NestFastifyApplication, key: string, companyId: string): Promise<ColdParts> {
   const keys = app.get(ApiKeysService);
   const companies = app.get(CompaniesService);
@@ -388,7 +388,7 @@ function section(r: Report): string {
       `${r.cacheTtlMs / 1000} s, so about one request in each ${r.cacheTtlMs / 1000} s window pays the cold path; ` +
       'that is in these figures.',
     `- Cold: a second application on the same database with \`API_KEY_CACHE_TTL_MS=0\`, so every request misses ` +
-      'the key cache and the company-status cache (two reads: `api_keys` by key hash, then `companies` by id; PostgreSQL on the same machine): ' +
+      "the key cache (one read: `api_keys` by key hash joined with its company's status; PostgreSQL on the same machine): " +
       `${count(COLD.warmup)} warm-up requests per route, then ${COLD.rounds} alternating rounds of ` +
       `${count(COLD.perRound)}: ${count(COLD.rounds * COLD.perRound)} per route.`,
     `- bcrypt: \`bcryptjs\` (pure JavaScript) \`compareSync\` against a cost-${BCRYPT.cost} hash made once, ` +
@@ -419,8 +419,8 @@ function section(r: Report): string {
     `In process, without HTTP or the guard, \`ApiKeysService.authenticate\` of a cached key takes ` +
       `${(r.inProcessMs * 1000).toFixed(1)} µs on average (${count(IN_PROCESS_CALLS)} calls): ` +
       'format check, SHA-256 of the key, a map lookup. ' +
-      `With TTL 0 the guard makes two reads one after the other (the company comes from the key): ` +
-      `\`ApiKeysService.authenticate\` p50 ${ms(r.coldParts.key.p50)} ms, \`CompaniesService.isActive\` ` +
+      `With TTL 0 the guard makes one read (the key joined with its company's status): ` +
+      `\`ApiKeysService.authenticate\` p50 ${ms(r.coldParts.key.p50)} ms; for comparison a read of the company alone, \`CompaniesService.isActive\`, ` +
       `p50 ${ms(r.coldParts.company.p50)} ms (in process, ${count(COLD_PARTS_CALLS)} calls each).`,
     MARK_END,
   ].join('\n');

@@ -101,9 +101,11 @@ export class AccessGuard implements CanActivate {
     if (key) {
       if (rule.kind !== 'tenant' || !rule.scope)
         throw new AppException('forbidden', 403, 'This route takes a user session, not an API key.');
-      const identity = await this.apiKeys.authenticate(key);
-      if (!identity) throw unauthorized('The API key is unknown, revoked or expired.');
-      await this.assertActive(identity.companyId);
+      const found = await this.apiKeys.authenticate(key);
+      if (!found) throw unauthorized('The API key is unknown, revoked or expired.');
+      const { companyActive, ...identity } = found;
+      if (companyActive === false) throw suspended();
+      if (companyActive === undefined) await this.assertActive(identity.companyId);
       return { kind: 'api_key', ...identity };
     }
     throw unauthorized('Send Authorization: Bearer <access token> or x-api-key: <API key>.');
@@ -120,9 +122,7 @@ export class AccessGuard implements CanActivate {
   }
 
   private async assertActive(companyId: string): Promise<void> {
-    if (!(await this.companies.isActive(companyId))) {
-      throw new AppException('company-suspended', 403, 'This company is suspended.');
-    }
+    if (!(await this.companies.isActive(companyId))) throw suspended();
   }
 
   private authorize(rule: Exclude<AccessRule, { kind: 'public' }>, principal: Principal): void {
@@ -151,6 +151,10 @@ export class AccessGuard implements CanActivate {
         return;
     }
   }
+}
+
+function suspended(): AppException {
+  return new AppException('company-suspended', 403, 'This company is suspended.');
 }
 
 function unauthorized(detail: string): AppException {

@@ -159,12 +159,14 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       return { companyId: user.companyId, kind: 'user', userId: user.id, agentId, resumeFrom };
     }
     if (apiKey) {
-      const identity = await this.apiKeys.authenticate(apiKey);
-      if (!identity) throw new AppException('unauthorized', 401, 'The API key is unknown, revoked or expired.');
+      const found = await this.apiKeys.authenticate(apiKey);
+      if (!found) throw new AppException('unauthorized', 401, 'The API key is unknown, revoked or expired.');
+      const { companyActive, ...identity } = found;
       if (!identity.scopes.includes('calls:read') && !identity.scopes.includes('*')) {
         throw new AppException('insufficient-scope', 403, 'The API key lacks the scope calls:read.');
       }
-      await this.assertActive(identity.companyId);
+      if (companyActive === false) throw new AppException('company-suspended', 403, 'This company is suspended.');
+      if (companyActive === undefined) await this.assertActive(identity.companyId);
       if (
         requestedAgent &&
         !(/^[0-9a-f-]{36}$/i.test(requestedAgent) && (await this.agents.exists(identity.companyId, requestedAgent)))

@@ -84,42 +84,62 @@ export class ApiKeysService {
     });
   }
 
-  /** The identity behind a presented key, or null (unknown, revoked, expired). */
-  async authenticate(presented: string): Promise<ApiKeyIdentity | null> {
+  /**
+   * The identity behind a presented key, or null (unknown, revoked, expired). When the key was
+   * read from the database just now, `companyActive` says whether its company is active (the
+   * caller need not ask again); from the cache it is absent.
+   */
+  async authenticate(presented: string): Promise<(ApiKeyIdentity & { companyActive?: boolean }) | null> {
     if (!KEY_FORMAT.test(presented)) return null;
     const hash = sha256Hex(presented);
     const now = Date.now();
     let entry = this.cache.get(hash);
+    let companyActive: boolean | undefined;
     if (!entry || now - entry.at >= this.config.API_KEY_CACHE_TTL_MS) {
       const generation = this.generation;
-      entry = (await this.load(hash)) ?? undefined;
-      if (!entry) {
+      const loaded = await this.load(hash);
+      if (!loaded) {
         this.cache.delete(hash);
         return null;
       }
+      entry = loaded.entry;
+      companyActive = loaded.companyActive;
       if (this.config.API_KEY_CACHE_TTL_MS > 0 && generation === this.generation) this.cache.set(hash, entry);
     }
     if (entry.validUntil !== null && entry.validUntil <= now) return null;
     this.touch(entry.identity.apiKeyId, now);
-    return entry.identity;
+    return companyActive === undefined ? entry.identity : { ...entry.identity, companyActive };
   }
 
-  private async load(hash: string): Promise<CachedKey | null> {
-    const row = await this.repo
-      .createQueryBuilder('k')
-      .select(['k.id', 'k.companyId', 'k.scopes', 'k.keyHash', 'k.expiresAt', 'k.previousValidUntil'])
-      .where('k.revoked_at IS NULL')
-      .andWhere('(k.key_hash = :hash OR (k.previous_key_hash = :hash AND k.previous_valid_until > now()))', { hash })
-      .getOne();
+  /** One read: the key by its hash, with its company's status (plain SQL: this is the cold path). */
+  private async load(hash: string): Promise<{ entry: CachedKey; companyActive: boolean } | null> {
+    const [row] = (await this.repo.query(
+      `SELECT k.id, k.company_id, k.scopes, k.key_hash, k.expires_at, k.previous_valid_until, c.status
+         FROM api_keys k JOIN companies c ON c.id = k.company_id
+        WHERE k.revoked_at IS NULL
+          AND (k.key_hash = $1 OR (k.previous_key_hash = $1 AND k.previous_valid_until > now()))`,
+      [hash],
+    )) as {
+      id: string;
+      company_id: string;
+      scopes: string[];
+      key_hash: string;
+      expires_at: Date | null;
+      previous_valid_until: Date | null;
+      status: string;
+    }[];
     if (!row) return null;
     const ends = [
-      row.expiresAt?.getTime() ?? null,
-      row.keyHash === hash ? null : (row.previousValidUntil?.getTime() ?? null),
+      row.expires_at?.getTime() ?? null,
+      row.key_hash === hash ? null : (row.previous_valid_until?.getTime() ?? null),
     ].filter((t): t is number => t !== null);
     return {
-      identity: { apiKeyId: row.id, companyId: row.companyId, scopes: row.scopes },
-      validUntil: ends.length ? Math.min(...ends) : null,
-      at: Date.now(),
+      entry: {
+        identity: { apiKeyId: row.id, companyId: row.company_id, scopes: row.scopes },
+        validUntil: ends.length ? Math.min(...ends) : null,
+        at: Date.now(),
+      },
+      companyActive: row.status === 'active',
     };
   }
 
