@@ -2,22 +2,27 @@ import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import bcrypt from 'bcryptjs';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import pg from 'pg';
-import { createApp } from '../src/app.factory.js';
-import { createLogger } from '../src/common/logging/logger.js';
-import { loadConfig, type ResolvedConfig } from '../src/config/config.schema.js';
-import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../src/database/embedded-postgres.js';
 import { runMigrations } from '../src/database/migrator.js';
 import { ApiKeysService } from '../src/tenants/api-keys.service.js';
 import { CompaniesService } from '../src/tenants/companies.service.js';
 import { BENCH_ROUTES, BenchRoutesModule } from './support/bench-routes.module.js';
 import type { ClientJob, ClientResult } from './support/http-client.worker.js';
+import {
+  adminQuery,
+  count,
+  INTERNAL_SECRET,
+  OUTPUT,
+  type RunningApp,
+  runBench,
+  startApp,
+  startDatabase,
+  type Stats,
+  stats,
+  writeSection,
+} from './support/harness.js';
 
 /**
  * What API-key authentication costs per request: the same trivial route with and without
@@ -37,18 +42,8 @@ const COLD_PARTS_CALLS = 1000;
 /** The whole run stops itself after this long, whatever happens. */
 const HARD_LIMIT_MS = 180_000;
 
-const INTERNAL_SECRET = randomBytes(32).toString('base64url');
 const MARK_START = '<!-- bench:api-key-auth:start -->';
 const MARK_END = '<!-- bench:api-key-auth:end -->';
-const OUTPUT = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
-
-interface Stats {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  mean: number;
-}
 
 interface ColdParts {
   /** ApiKeysService.authenticate: one read of api_keys by key hash. */
@@ -62,95 +57,6 @@ interface Comparison {
   keyed: Stats;
   /** p50(keyed) − p50(open) of each round. */
   roundDeltas: number[];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Database
-
-interface BenchDatabase {
-  url: string;
-  where: string;
-  close(): Promise<void>;
-}
-
-async function adminQuery(url: string, sql: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** A fresh database on BENCH_DATABASE_URL / DATABASE_URL, or on an embedded PostgreSQL. */
-async function startDatabase(): Promise<BenchDatabase> {
-  const given = process.env.BENCH_DATABASE_URL || process.env.DATABASE_URL;
-  const name = `sb_bench_${randomBytes(5).toString('hex')}`;
-  if (given) {
-    await adminQuery(given, `CREATE DATABASE "${name}"`);
-    const url = new URL(given);
-    url.pathname = `/${name}`;
-    return {
-      url: url.toString(),
-      where: `the server of ${process.env.BENCH_DATABASE_URL ? 'BENCH_DATABASE_URL' : 'DATABASE_URL'} (fresh database, dropped after)`,
-      close: async () => {
-        await adminQuery(given, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      },
-    };
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-pg-'));
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
-  process.once('exit', removeDir);
-  chmodSync(dir, 0o755);
-  let embedded: EmbeddedPostgresHandle;
-  try {
-    embedded = await startEmbeddedPostgres({ dataDir: join(dir, 'data'), port: 0, persistent: false, database: name });
-  } catch (error) {
-    removeDir();
-    throw error;
-  }
-  return {
-    url: embedded.url,
-    where: 'embedded PostgreSQL (temporary, 127.0.0.1)',
-    close: async () => {
-      try {
-        await embedded.stop();
-      } finally {
-        removeDir();
-      }
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Application
-
-interface RunningApp {
-  app: NestFastifyApplication;
-  config: ResolvedConfig;
-  port: number;
-  close(): Promise<void>;
-}
-
-async function startApp(databaseUrl: string, env: Record<string, string>): Promise<RunningApp> {
-  const loaded = loadConfig({
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    JOBS_ENABLED: 'false',
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    INTERNAL_API_SECRET: INTERNAL_SECRET,
-    RATE_LIMIT_TENANT_PER_MIN: '1000000',
-    RATE_LIMIT_OPERATOR_PER_MIN: '1000000',
-    ...env,
-  });
-  const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };
-  const logger = createLogger({ level: config.LOG_LEVEL, pretty: false });
-  const app = await createApp({ config, databaseUrl, logger, imports: [BenchRoutesModule] });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.getHttpServer().address();
-  if (!address || typeof address !== 'object') throw new Error('the application is not listening');
-  return { app, config, port: address.port, close: () => app.close() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,18 +106,6 @@ class Client {
 
 // ---------------------------------------------------------------------------------------------
 // Measurement
-
-function stats(values: number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-  return {
-    n: sorted.length,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    mean: sorted.reduce((s, v) => s + v, 0) / sorted.length,
-  };
-}
 
 /** Warm-up, then rounds of A and B alternating in order (A/B, B/A, …) so drift hits both alike. */
 async function compare(
@@ -319,7 +213,6 @@ async function checkRoutes(running: RunningApp, key: string): Promise<void> {
 
 const ms = (v: number) => v.toFixed(3);
 const signed = (v: number) => (v >= 0 ? '+' : '−') + Math.abs(v).toFixed(3);
-const count = (n: number) => n.toLocaleString('en-US');
 
 function row(label: string, s: Stats): string {
   return `| ${label} | ${count(s.n)} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.p99)} | ${ms(s.mean)} |`;
@@ -426,139 +319,59 @@ function section(r: Report): string {
   ].join('\n');
 }
 
-function writeSection(text: string): void {
-  const header = [
-    '# Benchmarks',
-    '',
-    'Figures measured by the benchmarks in `bench/`. Run them all with `npm run bench` (it builds first); each',
-    'one replaces its own section below (between its `bench:` markers) and prints it. They start their own',
-    'PostgreSQL (embedded, temporary) unless `BENCH_DATABASE_URL` or `DATABASE_URL` is set, in which case they',
-    'create and drop a fresh database on that server. Numbers depend on the machine: compare runs on one machine.',
-    '',
-  ].join('\n');
-  let doc = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : header;
-  const start = doc.indexOf(MARK_START);
-  const end = doc.indexOf(MARK_END);
-  if (start >= 0 && end > start) {
-    doc = doc.slice(0, start) + text + doc.slice(end + MARK_END.length);
-  } else {
-    doc = doc.replace(/\n*$/, '\n\n') + text + '\n';
-  }
-  writeFileSync(OUTPUT, doc);
-}
+runBench('api-key-auth', HARD_LIMIT_MS, async ({ opened, step }) => {
+  step('starting PostgreSQL');
+  const db = await startDatabase();
+  opened(() => db.close());
+  await runMigrations(db.url);
+  const version = String((await adminQuery(db.url, 'SELECT version() AS v')).rows[0].v);
 
-// ---------------------------------------------------------------------------------------------
+  const client = new Client();
+  opened(() => client.close());
 
-/** Runs `fn` once; later calls get the same promise. */
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let done: Promise<void> | undefined;
-  return () => (done ??= fn());
-}
+  step('warm key cache: starting the application');
+  const warmApp = await startApp(db.url, {}, [BenchRoutesModule]);
+  const closeWarm = opened(() => warmApp.close());
+  const { key, companyId } = await makeKey(warmApp);
+  await checkRoutes(warmApp, key);
+  step(`warm key cache: ${WARM.rounds} × ${WARM.perRound} requests per route`);
+  const warm = await compare(client, warmApp.port, key, WARM);
+  const inProcessMs = await inProcessAuthenticate(warmApp.app, key);
+  const cacheTtlMs = warmApp.config.API_KEY_CACHE_TTL_MS;
+  await closeWarm();
 
-let stopping: NodeJS.Signals | undefined;
+  step('cold (API_KEY_CACHE_TTL_MS=0): starting a second application');
+  const coldApp = await startApp(db.url, { API_KEY_CACHE_TTL_MS: '0' }, [BenchRoutesModule]);
+  const closeCold = opened(() => coldApp.close());
+  await checkRoutes(coldApp, key);
+  step(`cold: ${COLD.rounds} × ${COLD.perRound} requests per route`);
+  const cold = await compare(client, coldApp.port, key, COLD);
+  const coldParts = await inProcessCold(coldApp.app, key, companyId);
+  await closeCold();
 
-async function main(): Promise<void> {
-  // What to close, in the order opened; closed in reverse, each at most once.
-  const closers: (() => Promise<void>)[] = [];
-  const opened = (close: () => Promise<void>) => {
-    const closer = once(close);
-    closers.push(closer);
-    return closer;
+  step(`bcrypt cost ${BCRYPT.cost}: ${BCRYPT.count} compares`);
+  const bcryptStats = bcryptCheck();
+
+  const cpu = cpus();
+  const report: Report = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    machine: {
+      cpu: cpu[0]?.model.trim() ?? 'unknown',
+      cores: cpu.length,
+      memGiB: totalmem() / 2 ** 30,
+      node: process.version,
+      postgres: version.split(',')[0],
+      database: db.where,
+    },
+    warm,
+    cold,
+    bcrypt: bcryptStats,
+    inProcessMs,
+    coldParts,
+    cacheTtlMs,
   };
-  const cleanup = once(async () => {
-    for (const close of [...closers].reverse()) {
-      await close().catch((error: unknown) => console.error('cleanup:', error));
-    }
-  });
-  const limit = setTimeout(() => {
-    console.error(`api-key-auth bench: still running after ${HARD_LIMIT_MS / 1000} s; stopping.`);
-    void Promise.race([cleanup(), new Promise((r) => setTimeout(r, 15_000))]).then(() => process.exit(1));
-  }, HARD_LIMIT_MS);
-  limit.unref();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    // embedded-postgres's exit hook stops its server and exits at once, before the application is
-    // closed or a database on BENCH_DATABASE_URL dropped: it runs after our cleanup instead (it
-    // still stops a server caught starting, then exits).
-    const previous = process.listeners(signal);
-    process.removeAllListeners(signal);
-    process.once(signal, () => {
-      stopping = signal;
-      console.error(`api-key-auth bench: ${signal}, stopping.`);
-      void cleanup().then(() => {
-        if (previous.length === 0) process.exit(signal === 'SIGINT' ? 130 : 143);
-        for (const listener of previous) listener(signal);
-      });
-    });
-  }
-
-  const began = performance.now();
-  const step = (what: string) => console.log(`[${((performance.now() - began) / 1000).toFixed(1)} s] ${what}`);
-  try {
-    step('starting PostgreSQL');
-    const db = await startDatabase();
-    opened(() => db.close());
-    await runMigrations(db.url);
-    const version = String((await adminQuery(db.url, 'SELECT version() AS v')).rows[0].v);
-
-    const client = new Client();
-    opened(() => client.close());
-
-    step('warm key cache: starting the application');
-    const warmApp = await startApp(db.url, {});
-    const closeWarm = opened(() => warmApp.close());
-    const { key, companyId } = await makeKey(warmApp);
-    await checkRoutes(warmApp, key);
-    step(`warm key cache: ${WARM.rounds} × ${WARM.perRound} requests per route`);
-    const warm = await compare(client, warmApp.port, key, WARM);
-    const inProcessMs = await inProcessAuthenticate(warmApp.app, key);
-    const cacheTtlMs = warmApp.config.API_KEY_CACHE_TTL_MS;
-    await closeWarm();
-
-    step('cold (API_KEY_CACHE_TTL_MS=0): starting a second application');
-    const coldApp = await startApp(db.url, { API_KEY_CACHE_TTL_MS: '0' });
-    const closeCold = opened(() => coldApp.close());
-    await checkRoutes(coldApp, key);
-    step(`cold: ${COLD.rounds} × ${COLD.perRound} requests per route`);
-    const cold = await compare(client, coldApp.port, key, COLD);
-    const coldParts = await inProcessCold(coldApp.app, key, companyId);
-    await closeCold();
-
-    step(`bcrypt cost ${BCRYPT.cost}: ${BCRYPT.count} compares`);
-    const bcryptStats = bcryptCheck();
-
-    const cpu = cpus();
-    const report: Report = {
-      date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      machine: {
-        cpu: cpu[0]?.model.trim() ?? 'unknown',
-        cores: cpu.length,
-        memGiB: totalmem() / 2 ** 30,
-        node: process.version,
-        postgres: version.split(',')[0],
-        database: db.where,
-      },
-      warm,
-      cold,
-      bcrypt: bcryptStats,
-      inProcessMs,
-      coldParts,
-      cacheTtlMs,
-    };
-    const text = section(report);
-    writeSection(text);
-    await cleanup();
-    step(`done; wrote ${OUTPUT}`);
-    console.log('\n' + text);
-  } catch (error) {
-    await cleanup();
-    throw error;
-  } finally {
-    clearTimeout(limit);
-  }
-}
-
-main().catch((error: unknown) => {
-  if (stopping) return; // the signal handler exits once everything is closed
-  console.error('api-key-auth bench failed:', error);
-  process.exit(1);
+  const text = section(report);
+  writeSection(MARK_START, MARK_END, text);
+  step(`done; wrote ${OUTPUT}`);
+  console.log('\n' + text);
 });

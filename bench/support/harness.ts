@@ -94,7 +94,11 @@ export interface RunningApp {
 }
 
 /** The real application (`createApp`, as `npm start` builds it) on 127.0.0.1, a free port. */
-export async function startApp(databaseUrl: string, env: Record<string, string> = {}): Promise<RunningApp> {
+export async function startApp(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  imports: NonNullable<Parameters<typeof createApp>[0]['imports']> = [],
+): Promise<RunningApp> {
   const loaded = loadConfig({
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
@@ -107,7 +111,7 @@ export async function startApp(databaseUrl: string, env: Record<string, string> 
   });
   const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: false });
-  const app = await createApp({ config, databaseUrl, logger });
+  const app = await createApp({ config, databaseUrl, logger, imports });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address();
   if (!address || typeof address !== 'object') throw new Error('the application is not listening');
