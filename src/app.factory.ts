@@ -72,10 +72,18 @@ export async function createApp({
     {
       logger: new PinoNestLogger(logger),
       abortOnError: false,
+      // JSON and form bodies keep their bytes (`request.rawBody`): webhook signatures are over them.
+      rawBody: true,
     },
   );
   const metrics = app.get(MetricsService);
   const fastify = adapter.getInstance();
+
+  // Dialpad webhooks: a JWT as the body. Kept as text, with its bytes.
+  fastify.addContentTypeParser('application/jwt', { parseAs: 'buffer' }, (request, body, done) => {
+    (request as FastifyRequest & { rawBody?: Buffer }).rawBody = body as Buffer;
+    done(null, (body as Buffer).toString('utf8'));
+  });
 
   // Hooks go on before Nest registers its routes (app.init), so that they cover every route.
   fastify.addHook('onRequest', (request, reply, done) => {

@@ -14,6 +14,8 @@ import { TenantsModule } from './tenants/tenants.module.js';
 import { UsersModule } from './users/users.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
+import { MessagesModule } from './messages/messages.module.js';
+import { PbxModule } from './pbx/pbx.module.js';
 
 export interface AppModuleOptions {
   config: ResolvedConfig;
@@ -43,6 +45,8 @@ export class AppModule {
         AgentsModule,
         CallsModule,
         GatewayModule,
+        MessagesModule,
+        PbxModule,
         HealthModule,
         ...imports,
       ],

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { CallsService } from '../src/calls/calls.service.js';
+import { MessagesService } from '../src/messages/messages.service.js';
 import { json } from './support/http.js';
 import { call, createCompany, login, operator, PASSWORD, type TestCompany, unique } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -124,6 +126,15 @@ describe('tenant isolation', () => {
     'PATCH /api/v1/calls/{id}': () => ({ notes: 'Written by A', tags: ['by-a'], disposition: 'a' }),
     'POST /api/v1/calls/{id}/assign': () => ({ agentId: aAgentId }),
     'POST /api/v1/screen-pop': () => ({ agentId: aAgentId, from: '+15551230009' }),
+    'POST /api/v1/pbx-connections': () => ({
+      provider: 'asterisk',
+      name: unique('A pbx'),
+      settings: { host: '127.0.0.1', username: 'a-user' },
+      secrets: { secret: 'a-secret' },
+    }),
+    'PATCH /api/v1/pbx-connections/{id}': () => ({ name: unique('Renamed by A'), secrets: { secret: 'set-by-a' } }),
+    'POST /api/v1/calls/{id}/dtmf': () => ({ digits: '123#' }),
+    'POST /api/v1/calls/click-to-call': () => ({ to: '+15551230009', agentId: aAgentId }),
     'POST /api/v1/user-mappings/batch': () => ({
       mappings: [{ provider: 'twilio', externalId: unique('a-ext'), crmUserId: unique('a-crm') }],
     }),
@@ -301,6 +312,77 @@ describe('tenant isolation', () => {
       needles: m.needles,
       intact: m.intact,
     };
+  };
+
+  factories['pbx-connections'] = async (company) => {
+    const name = unique('B pbx');
+    const host = `${unique('b-host')}.example.test`;
+    const res = await call(
+      t,
+      'POST',
+      '/api/v1/pbx-connections',
+      { token: company.owner.accessToken },
+      { provider: 'asterisk', name, settings: { host, username: 'b-user' }, secrets: { secret: 'b-secret-value' } },
+    );
+    expect(res.status).toBe(201);
+    const connection = await json(res);
+    return {
+      id: connection.id,
+      needles: [connection.id, name, host],
+      intact: async () => {
+        const now = await call(t, 'GET', `/api/v1/pbx-connections/${connection.id}`, {
+          token: company.owner.accessToken,
+        });
+        expect(now.status).toBe(200);
+        expect(await json(now)).toEqual(connection);
+      },
+    };
+  };
+  factories.voicemails = async (company) => {
+    const providerVoicemailId = unique('b-vm');
+    const from = `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    await t.app
+      .get(MessagesService)
+      .recordVoicemail(
+        { companyId: company.id, connectionId: randomUUID(), provider: 'dialpad' },
+        { providerVoicemailId, at: new Date(), from, to: '+15550001234', transcription: unique('B words') },
+        null,
+      );
+    const list = await json(await call(t, 'GET', '/api/v1/voicemails', { token: company.owner.accessToken }));
+    const vm = list.data.find((v: { providerVoicemailId: string }) => v.providerVoicemailId === providerVoicemailId);
+    return {
+      id: vm.id,
+      needles: [vm.id, providerVoicemailId, from, vm.transcription],
+      intact: async () => {
+        const now = await call(t, 'GET', `/api/v1/voicemails/${vm.id}`, { token: company.owner.accessToken });
+        expect(now.status).toBe(200);
+        expect(await json(now)).toEqual(vm);
+      },
+    };
+  };
+
+  /** No route takes an inbox id; B's received webhooks are there for the list to leak. */
+  factories['webhook-inbox'] = async (company) => {
+    const connection = await factories['pbx-connections']!(company);
+    const eventId = unique('b-event');
+    await t.app.get(DataSource).query(
+      `INSERT INTO webhook_inbox (company_id, connection_id, provider, kind, event_id, payload, status)
+         VALUES ($1, $2, 'asterisk', 'call', $3, $4::jsonb, 'processed')`,
+      [company.id, connection.id, eventId, JSON.stringify({ note: eventId })],
+    );
+    return { id: eventId, needles: [eventId, ...connection.needles], intact: async () => {} };
+  };
+  /** No route takes a message id; B's messages are there for the lists to leak. */
+  factories.messages = async (company) => {
+    const providerMessageId = unique('b-sms');
+    const text = unique('B text');
+    await t.app
+      .get(MessagesService)
+      .recordMessage(
+        { companyId: company.id, connectionId: randomUUID(), provider: 'twilio' },
+        { providerMessageId, direction: 'inbound', at: new Date(), from: '+15551230077', to: '+15550001234', text },
+      );
+    return { id: providerMessageId, needles: [providerMessageId, text], intact: async () => {} };
   };
 
   beforeAll(async () => {

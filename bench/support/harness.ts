@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createApp } from '../../src/app.factory.js';
 import { createLogger } from '../../src/common/logging/logger.js';
 import { loadConfig, type ResolvedConfig } from '../../src/config/config.schema.js';
+import { settleConfig } from '../../src/config/local-secrets.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../src/database/embedded-postgres.js';
 
 /**
@@ -104,12 +105,17 @@ export async function startApp(
     LOG_LEVEL: 'warn',
     JOBS_ENABLED: 'false',
     JWT_SECRET: randomBytes(32).toString('base64url'),
+    PBX_SECRETS_KEY: randomBytes(32).toString('base64'),
+    PUBLIC_BASE_URL: 'https://switchboard.bench.test',
     INTERNAL_API_SECRET: INTERNAL_SECRET,
     RATE_LIMIT_TENANT_PER_MIN: '1000000',
     RATE_LIMIT_OPERATOR_PER_MIN: '1000000',
     ...env,
   });
-  const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };
+  const config: ResolvedConfig = settleConfig(loaded, {
+    jwtSecret: loaded.JWT_SECRET!,
+    pbxSecretsKey: loaded.PBX_SECRETS_KEY!,
+  });
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: false });
   const app = await createApp({ config, databaseUrl, logger, imports });
   await app.listen({ port: 0, host: '127.0.0.1' });

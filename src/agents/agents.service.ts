@@ -83,6 +83,28 @@ export class AgentsService {
     return this.agents.findOne({ where: { companyId, userId, deletedAt: IsNull() } });
   }
 
+  /**
+   * An agent of the company with its identity at a provider (the user mapping's external id),
+   * for commands sent to that provider (click-to-call rings this agent); null when unknown.
+   */
+  async identityAt(
+    companyId: string,
+    agentId: string,
+    provider: Provider,
+  ): Promise<{ id: string; extension: string | null; externalId: string | null } | null> {
+    const agent = await this.agents.findOne({
+      where: { id: agentId, companyId, deletedAt: IsNull() },
+      select: { id: true, extension: true },
+    });
+    if (!agent) return null;
+    const mapping = await this.mappings.findOne({
+      where: { companyId, provider, agentId },
+      select: { externalId: true },
+      order: { createdAt: 'ASC' },
+    });
+    return { id: agent.id, extension: agent.extension, externalId: mapping?.externalId ?? null };
+  }
+
   async exists(companyId: string, agentId: string): Promise<boolean> {
     return this.agents.exists({ where: { id: agentId, companyId, deletedAt: IsNull() } });
   }

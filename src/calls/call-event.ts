@@ -11,6 +11,8 @@ export interface CallEvent extends Omit<CallFacts, 'agentId'> {
   provider: string;
   connectionId?: string | null;
   providerCallId: string;
+  /** The id to give the call if this event is the one that creates it (click-to-call). */
+  callId?: string;
   agent?: AgentRef;
   /** The provider's payload, kept in the timeline (masked when shown). */
   raw?: unknown;

@@ -139,8 +139,8 @@ export class CallsService {
     const callKey = `${event.connectionId ?? event.provider}:${event.providerCallId}`;
     const result = await this.dataSource.transaction(async (m) => {
       await m.query(
-        `INSERT INTO calls (company_id, provider, connection_id, provider_call_id, call_key, direction, status, started_at, state)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, '{}')
+        `INSERT INTO calls (id, company_id, provider, connection_id, provider_call_id, call_key, direction, status, started_at, state)
+         VALUES (COALESCE($8::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, 'queued', $7, '{}')
          ON CONFLICT (company_id, call_key) DO NOTHING`,
         [
           event.companyId,
@@ -150,6 +150,7 @@ export class CallsService {
           callKey,
           event.direction ?? 'inbound',
           event.at,
+          event.callId ?? null,
         ],
       );
       // Plain SQL on the hot path: a locked read without the ORM's hydration.
@@ -203,6 +204,15 @@ export class CallsService {
   /** Calls of the company that are queued, ringing or in progress. */
   async countActive(companyId: string): Promise<number> {
     return this.calls.count({ where: { companyId, status: In(ACTIVE_STATUSES) } });
+  }
+
+  /** The id of a provider's call in the company, if we have it. */
+  async idOfProviderCall(companyId: string, connectionId: string, providerCallId: string): Promise<string | null> {
+    const [row] = (await this.dataSource.query('SELECT id FROM calls WHERE company_id = $1 AND call_key = $2', [
+      companyId,
+      `${connectionId}:${providerCallId}`,
+    ])) as { id: string }[];
+    return row?.id ?? null;
   }
 
   async get(companyId: string, callId: string): Promise<CallEntity> {
@@ -374,7 +384,7 @@ export class CallsService {
   }
 
   /** A call of the company the caller may see; others are answered 404, like a missing one. */
-  private async findVisible(tenant: Tenant, id: string): Promise<CallEntity> {
+  async findVisible(tenant: Tenant, id: string): Promise<CallEntity> {
     const [call, own] = await Promise.all([this.get(tenant.companyId, id), this.visibleAgent(tenant)]);
     if (own === null || (own !== undefined && call.agentId !== own)) throw callNotFound();
     return call;

@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import type { SelectQueryBuilder } from 'typeorm';
 import { AppException } from './errors/problem.js';
 
 export const MAX_PAGE_SIZE = 200;
@@ -85,4 +86,40 @@ export function decodeCursor(cursor: string): Keyset {
   } catch {
     throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
   }
+}
+
+/**
+ * One page of a TypeORM query, newest first by (`timeColumn`, id), with the exact-time keyset
+ * cursor (see Keyset). `alias` is the query's alias; `timeColumn` the column name in SQL.
+ */
+export async function keysetPage<E extends { id: string }, V>(
+  qb: SelectQueryBuilder<E>,
+  alias: string,
+  timeColumn: string,
+  query: CursorPageQuery,
+  view: (row: E) => V,
+): Promise<CursorPage<V>> {
+  if (query.cursor) {
+    const k = decodeCursor(query.cursor);
+    if (k.at.startsWith('0000'))
+      throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
+    qb.andWhere(`(${alias}.${timeColumn}, ${alias}.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))`, {
+      cursorAt: k.at,
+      cursorId: k.id,
+    });
+  }
+  const { entities: rows, raw } = await qb
+    .addSelect(`to_char(${alias}.${timeColumn} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'cursor_at')
+    .orderBy(`${alias}.${timeColumn}`, 'DESC')
+    .addOrderBy(`${alias}.id`, 'DESC')
+    .limit(query.limit + 1)
+    .getRawAndEntities<{ cursor_at: string }>();
+  const more = rows.length > query.limit;
+  const data = more ? rows.slice(0, query.limit) : rows;
+  const last = data[data.length - 1];
+  const lastAt = raw[data.length - 1]?.cursor_at;
+  return {
+    data: data.map(view),
+    next: more && last && lastAt ? encodeCursor({ at: lastAt, id: last.id }) : null,
+  };
 }

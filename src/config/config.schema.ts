@@ -54,6 +54,10 @@ const optionalUrl = (protocols: string[]) =>
       return v;
     });
 
+/** An http(s) URL with a default; kept without a trailing slash. */
+const urlOr = (fallback: string) =>
+  optionalUrl(['https:', 'http:']).transform((v) => (v ?? fallback).replace(/\/+$/, ''));
+
 const list = z
   .string()
   .optional()
@@ -92,6 +96,20 @@ const secret = (min: number) =>
       return v;
     });
 
+/** A 32-byte key written in base64 (or base64url). */
+const encryptionKey = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === '') return undefined;
+    if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(v) || Buffer.from(v, 'base64').length !== 32) {
+      ctx.addIssue({ code: 'custom', message: 'must be 32 bytes in base64 (openssl rand -base64 32)' });
+      return z.NEVER;
+    }
+    return v;
+  });
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
@@ -121,12 +139,34 @@ export const configSchema = z.object({
   RATE_LIMIT_OPERATOR_PER_MIN: int(100, 1, 1_000_000),
   RATE_LIMIT_LOGIN_PER_MIN: int(10, 1, 1_000_000),
   RATE_LIMIT_WEBHOOK_PER_MIN: int(1000, 1, 1_000_000),
+
+  // Phone systems (PBX connections, webhooks, click-to-call)
+  /** This service's public URL: webhook URLs and Twilio signatures are computed from it. */
+  PUBLIC_BASE_URL: optionalUrl(['http:', 'https:']),
+  /** AES-256-GCM key (32 bytes, base64) for connection secrets at rest. */
+  PBX_SECRETS_KEY: encryptionKey,
+  /** Older keys still accepted for decryption while rotating (comma list of base64 keys). */
+  PBX_SECRETS_KEYS_PREVIOUS: list,
+  PBX_HTTP_TIMEOUT_MS: int(10_000, 100, 120_000),
+  /** Lets connection settings name plain-http vendor URLs (tests only; refused in production). */
+  PBX_ALLOW_HTTP: bool(false),
+  DIALPAD_BASE_URL: urlOr('https://dialpad.com'),
+  DIALPAD_SANDBOX_BASE_URL: urlOr('https://sandbox.dialpad.com'),
+  DIALPAD_CLIENT_ID: z.string().trim().optional(),
+  DIALPAD_CLIENT_SECRET: secret(8),
+  TWILIO_BASE_URL: urlOr('https://api.twilio.com'),
+  /** How often the webhook inbox is swept for rows left pending (crash, failure). */
+  WEBHOOK_SWEEP_INTERVAL_MS: int(15_000, 100, 3_600_000),
+  /** A pending row is re-processed by the sweeper once it is this old. */
+  WEBHOOK_SWEEP_AFTER_MS: int(30_000, 0, 86_400_000),
+  /** Attempts before an inbox row is marked failed. */
+  WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
 });
 
 export type AppConfig = z.output<typeof configSchema>;
 
-/** The configuration once every secret is settled (JWT_SECRET is then always present). */
-export type ResolvedConfig = AppConfig & { JWT_SECRET: string };
+/** The configuration once every secret is settled (JWT_SECRET and PBX_SECRETS_KEY are then present). */
+export type ResolvedConfig = AppConfig & { JWT_SECRET: string; PBX_SECRETS_KEY: string; PUBLIC_BASE_URL: string };
 
 /** Values of these variables may hold credentials: an error names the variable, never the value. */
 const SECRET_LIKE = /SECRET|KEY|PASSWORD|TOKEN|_URL$/;
@@ -142,8 +182,11 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const result = configSchema.safeParse(env);
   if (result.success) {
-    if (result.data.NODE_ENV === 'production' && !result.data.JWT_SECRET) {
-      throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production (unset)');
+    if (result.data.NODE_ENV === 'production') {
+      const missing = (['JWT_SECRET', 'PBX_SECRETS_KEY', 'PUBLIC_BASE_URL'] as const).filter((k) => !result.data[k]);
+      const problems = missing.map((k) => `${k} is required when NODE_ENV=production (unset)`);
+      if (result.data.PBX_ALLOW_HTTP) problems.push('PBX_ALLOW_HTTP must be false when NODE_ENV=production');
+      if (problems.length > 0) throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
     }
     return result.data;
   }

@@ -3,12 +3,17 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../src/app.factory.js';
 import { createLogger } from '../../src/common/logging/logger.js';
 import { loadConfig, type ResolvedConfig } from '../../src/config/config.schema.js';
+import { settleConfig } from '../../src/config/local-secrets.js';
 import { runMigrations } from '../../src/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { LogCapture } from './log-capture.js';
 
 /** The operator secret the test application is started with. */
 export const TEST_INTERNAL_SECRET = 'test-internal-secret-of-32-characters-or-more';
+/** 32 bytes in base64: the key of connection secrets in tests. */
+export const TEST_PBX_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
+/** What the test app believes its public URL is (webhook URLs, Twilio signatures). */
+export const TEST_PUBLIC_BASE_URL = 'https://switchboard.example.test';
 
 export interface TestApp {
   app: NestFastifyApplication;
@@ -41,6 +46,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
     JOBS_ENABLED: 'false',
     JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
+    PBX_SECRETS_KEY: TEST_PBX_SECRETS_KEY,
+    PUBLIC_BASE_URL: TEST_PUBLIC_BASE_URL,
+    PBX_ALLOW_HTTP: 'true',
     INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
     PASSWORD_HASH_COST: '10',
     // Tests sign in and call far more often than a person; the tests of limits set their own.
@@ -49,7 +57,10 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     RATE_LIMIT_OPERATOR_PER_MIN: '100000',
     ...options.env,
   });
-  const config: ResolvedConfig = { ...loaded, JWT_SECRET: loaded.JWT_SECRET! };
+  const config: ResolvedConfig = settleConfig(loaded, {
+    jwtSecret: loaded.JWT_SECRET!,
+    pbxSecretsKey: loaded.PBX_SECRETS_KEY!,
+  });
   const logs = new LogCapture();
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: false }, logs);
   const app = await createApp({ config, databaseUrl: db.url, logger, imports: options.imports });

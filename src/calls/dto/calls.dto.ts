@@ -64,7 +64,7 @@ export function IsIsoTime(options?: ValidationOptions) {
 }
 
 /** Digits, with `+`, spaces, dots, dashes and parentheses: `+1 (555) 123-0001`, `1001`. */
-const PHONE_FILTER = /^[+\d\s().-]*\d[+\d\s().-]*$/;
+export const PHONE_FILTER = /^[+\d\s().-]*\d[+\d\s().-]*$/;
 
 export class ListCallsQuery extends CursorPageQuery {
   @ApiPropertyOptional({ enum: CALL_STATUSES })

@@ -30,6 +30,7 @@ export const SCOPES = [
   'company:write',
   'audit:read',
   'webhooks:manage',
+  'pbx:manage',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 /** What a key may hold: scopes, or `*` for all of them. */
