@@ -30,6 +30,19 @@ describe('loadConfig', () => {
       RATE_LIMIT_OPERATOR_PER_MIN: 100,
       RATE_LIMIT_LOGIN_PER_MIN: 10,
       RATE_LIMIT_WEBHOOK_PER_MIN: 1000,
+      PUBLIC_BASE_URL: undefined,
+      PBX_SECRETS_KEY: undefined,
+      PBX_SECRETS_KEYS_PREVIOUS: [],
+      PBX_HTTP_TIMEOUT_MS: 10_000,
+      PBX_ALLOW_HTTP: false,
+      DIALPAD_BASE_URL: 'https://dialpad.com',
+      DIALPAD_SANDBOX_BASE_URL: 'https://sandbox.dialpad.com',
+      DIALPAD_CLIENT_ID: undefined,
+      DIALPAD_CLIENT_SECRET: undefined,
+      TWILIO_BASE_URL: 'https://api.twilio.com',
+      WEBHOOK_SWEEP_INTERVAL_MS: 15_000,
+      WEBHOOK_SWEEP_AFTER_MS: 30_000,
+      WEBHOOK_MAX_ATTEMPTS: 8,
     });
   });
 
@@ -40,11 +53,31 @@ describe('loadConfig', () => {
     expect(loadConfig({ INTERNAL_API_SECRET: 'x'.repeat(32) }).INTERNAL_API_SECRET).toBe('x'.repeat(32));
   });
 
-  it('requires JWT_SECRET in production', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+  it('requires JWT_SECRET, PBX_SECRETS_KEY and PUBLIC_BASE_URL in production, and refuses PBX_ALLOW_HTTP there', () => {
+    const key = Buffer.alloc(32, 1).toString('base64');
+    const prod = { NODE_ENV: 'production', PBX_SECRETS_KEY: key, PUBLIC_BASE_URL: 'https://sb.example.com' };
+    expect(() => loadConfig({ ...prod })).toThrow(
       new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production (unset)'),
     );
-    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32) }).JWT_SECRET).toBe('s'.repeat(32));
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32) })).toThrow(
+      new ConfigError(
+        'Invalid configuration: PBX_SECRETS_KEY is required when NODE_ENV=production (unset); ' +
+          'PUBLIC_BASE_URL is required when NODE_ENV=production (unset)',
+      ),
+    );
+    expect(() => loadConfig({ ...prod, JWT_SECRET: 's'.repeat(32), PBX_ALLOW_HTTP: 'true' })).toThrow(
+      /PBX_ALLOW_HTTP must be false when NODE_ENV=production/,
+    );
+    expect(loadConfig({ ...prod, JWT_SECRET: 's'.repeat(32) }).JWT_SECRET).toBe('s'.repeat(32));
+  });
+
+  it('takes a PBX secrets key of exactly 32 bytes in base64, without echoing a wrong one', () => {
+    expect(loadConfig({ PBX_SECRETS_KEY: Buffer.alloc(32, 2).toString('base64') }).PBX_SECRETS_KEY).toBeDefined();
+    expect(() => loadConfig({ PBX_SECRETS_KEY: Buffer.alloc(16, 2).toString('base64') })).toThrow(
+      new ConfigError(
+        'Invalid configuration: PBX_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32) (value hidden)',
+      ),
+    );
   });
 
   it('parses typed values', () => {

@@ -6,12 +6,17 @@ import { CallsModule } from '../calls/calls.module.js';
 import { RateLimitModule } from '../common/rate-limit/rate-limit.module.js';
 import { MessagesModule } from '../messages/messages.module.js';
 import { AsteriskDriver } from './asterisk/asterisk.driver.js';
+import { DialpadDriver } from './dialpad/dialpad.driver.js';
+import { NetsapiensDriver } from './netsapiens/netsapiens.driver.js';
+import { TwilioDriver } from './twilio/twilio.driver.js';
 import { ClickToCallController } from './click-to-call/click-to-call.controller.js';
 import { ClickToCallService } from './click-to-call/click-to-call.service.js';
 import { OAuthStateEntity } from './connections/oauth-state.entity.js';
 import { PbxConnectionEntity } from './connections/pbx-connection.entity.js';
 import { PbxConnectionsController } from './connections/pbx-connections.controller.js';
 import { PbxConnectionsService } from './connections/pbx-connections.service.js';
+import { ProviderSetupController } from './connections/provider-setup.controller.js';
+import { ProviderSetupService } from './connections/provider-setup.service.js';
 import { WebhookInboxEntity } from './inbox/webhook-inbox.entity.js';
 import { WebhookInboxService } from './inbox/webhook-inbox.service.js';
 import { WebhooksController } from './inbox/webhooks.controller.js';
@@ -20,7 +25,12 @@ import { PbxRegistry } from './pbx-registry.js';
 import { PBX_DRIVERS } from './pbx.tokens.js';
 
 /** Every PBX driver, one per vendor: the registry picks one per connection. */
-export const DRIVERS: PbxDriver[] = [new AsteriskDriver()];
+export const DRIVERS: PbxDriver[] = [
+  new AsteriskDriver(),
+  new DialpadDriver(),
+  new TwilioDriver(),
+  new NetsapiensDriver(),
+] as PbxDriver[];
 
 @Module({
   imports: [
@@ -31,11 +41,12 @@ export const DRIVERS: PbxDriver[] = [new AsteriskDriver()];
     MessagesModule,
     RateLimitModule,
   ],
-  controllers: [PbxConnectionsController, WebhooksController, ClickToCallController],
+  controllers: [PbxConnectionsController, ProviderSetupController, WebhooksController, ClickToCallController],
   providers: [
     { provide: PBX_DRIVERS, useValue: DRIVERS },
     PbxRegistry,
     PbxConnectionsService,
+    ProviderSetupService,
     WebhookInboxService,
     ClickToCallService,
   ],

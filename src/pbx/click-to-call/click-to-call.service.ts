@@ -7,6 +7,7 @@ import { ACTIVE_STATUSES } from '../../calls/call-state.js';
 import type { CallEntity } from '../../calls/call.entity.js';
 import { CallsService } from '../../calls/calls.service.js';
 import { type LoadedConnection, PbxConnectionsService } from '../connections/pbx-connections.service.js';
+import { ProviderSetupService } from '../connections/provider-setup.service.js';
 import { viaPbx } from '../pbx-errors.js';
 import { PbxError, type PbxCapabilities } from '../pbx-provider.js';
 import type {
@@ -28,12 +29,14 @@ export class ClickToCallService {
     private readonly connections: PbxConnectionsService,
     private readonly calls: CallsService,
     private readonly agents: AgentsService,
+    private readonly setup: ProviderSetupService,
   ) {}
 
   async clickToCall(tenant: Tenant, dto: ClickToCallDto): Promise<ClickToCallAcceptedDto> {
     const agentId = await this.agentFor(tenant, dto.agentId);
-    const connection = await this.connectionFor(tenant.companyId, dto.connectionId);
-    this.requireCapability(connection, 'originate');
+    const chosen = await this.connectionFor(tenant.companyId, dto.connectionId);
+    this.requireCapability(chosen, 'originate');
+    const connection = await viaPbx(chosen.provider, () => this.setup.fresh(chosen));
     const agent = await this.agents.identityAt(tenant.companyId, agentId, connection.provider);
     if (!agent)
       throw new ValidationFailedException([
@@ -83,7 +86,8 @@ export class ClickToCallService {
     const connection = await this.connections.load(tenant.companyId, call.connectionId).catch(() => null);
     if (!connection || !this.connections.driverOf(connection).capabilities.status) return out;
     try {
-      out.live = await this.connections.clientOf(connection).status(call.providerCallId);
+      const ready = await this.setup.fresh(connection);
+      out.live = await this.connections.clientOf(ready).status(call.providerCallId);
     } catch (error) {
       if (!(error instanceof PbxError)) throw error;
       out.liveError = error.code;
@@ -126,7 +130,7 @@ export class ClickToCallService {
       throw error;
     });
     this.requireCapability(connection, what);
-    return { call, connection };
+    return { call, connection: await viaPbx(connection.provider, () => this.setup.fresh(connection)) };
   }
 
   /** Checked before any vendor request, from the driver's declaration. */

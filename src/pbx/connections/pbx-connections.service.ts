@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager, IsNull, Repository } from 'typeorm';
-import type { z } from 'zod';
+import { type z, ZodObject } from 'zod';
 import { AuditService } from '../../audit/audit.service.js';
 import { actorOf, type Tenant } from '../../common/access/principal.js';
 import { SecretBox } from '../../common/crypto/secret-box.js';
@@ -114,7 +114,7 @@ export class PbxConnectionsService implements OnModuleInit {
       const secrets =
         dto.secrets === undefined
           ? current
-          : validated(driver.secretsSchema, merge(current, dto.secrets), 'secrets', dto.secrets, current);
+          : validated(driver.secretsSchema, merge(current, dto.secrets), 'secrets', dto.secrets);
       if (dto.name !== undefined) row.name = dto.name;
       row.settings = settings;
       row.secretsSealed = this.box.seal(secrets, row.id);
@@ -227,6 +227,34 @@ export class PbxConnectionsService implements OnModuleInit {
         { companyId, actorType: 'operator', action, targetType: 'pbx_connection', targetId: id },
         m,
       );
+      await this.notifications.notify(m, TOPIC, id);
+      return out;
+    });
+    this.drop(id);
+    return this.loaded(saved, true);
+  }
+
+  /**
+   * Runs `change` on the connection locked (FOR UPDATE) with its secrets opened; a patch it
+   * returns is saved in the same transaction. For refreshing OAuth tokens: two instances never
+   * spend the same refresh token. Returns the connection as it is afterwards.
+   */
+  async withLocked(
+    companyId: string,
+    id: string,
+    change: (
+      locked: LoadedConnection,
+    ) => Promise<{ secrets?: Record<string, unknown>; settings?: Record<string, unknown> } | null>,
+  ): Promise<LoadedConnection> {
+    const saved = await this.dataSource.transaction(async (m) => {
+      const row = await this.find(m, companyId, id, true);
+      const patch = await change(this.loaded(row, true));
+      if (!patch) return row;
+      const secrets = merge(this.box.open<Record<string, unknown>>(row.secretsSealed, row.id), patch.secrets ?? {});
+      row.settings = merge(row.settings, patch.settings ?? {});
+      row.secretsSealed = this.box.seal(secrets, row.id);
+      row.secretNames = Object.keys(secrets).sort();
+      const out = await m.getRepository(PbxConnectionEntity).save(row);
       await this.notifications.notify(m, TOPIC, id);
       return out;
     });
@@ -405,12 +433,20 @@ function validated(
   value: Record<string, unknown>,
   field: 'settings' | 'secrets',
   sent: Record<string, unknown>,
-  keep: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  const result = schema.safeParse(value);
+  // Keys the provider wrote (OAuth tokens) and the schema does not know are kept as they are,
+  // not validated as user input.
+  const known = schema instanceof ZodObject ? new Set(Object.keys(schema.shape as object)) : null;
+  const internal = known ? Object.keys(value).filter((k) => !known.has(k) && !(k in sent)) : [];
+  const input = Object.fromEntries(Object.entries(value).filter(([k]) => !internal.includes(k)));
+  const result = schema.safeParse(input);
   const errors: FieldError[] = [];
   if (!result.success) {
     for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) errors.push(notOurs(field, key));
+        continue;
+      }
       const path = [field, ...issue.path.map(String)].join('.');
       // Never echo a secret's value: zod messages do not include it, and we add none.
       errors.push({ field: path, messages: [issue.message] });
@@ -418,17 +454,17 @@ function validated(
   }
   const parsed = (result.success ? result.data : {}) as Record<string, unknown>;
   if (result.success) {
-    for (const key of Object.keys(sent)) {
-      if (sent[key] !== null && !(key in parsed)) {
-        errors.push({
-          field: `${field}.${key}`,
-          messages: [`${key} is not a ${field === 'settings' ? 'setting' : 'secret'} of this provider`],
-        });
-      }
-    }
+    for (const key of Object.keys(sent)) if (sent[key] !== null && !(key in parsed)) errors.push(notOurs(field, key));
   }
   if (errors.length > 0) throw new ValidationFailedException(errors);
   const out: Record<string, unknown> = { ...parsed };
-  for (const [k, v] of Object.entries(keep)) if (!(k in out) && !(k in sent) && k in value) out[k] = v;
+  for (const k of internal) out[k] = value[k];
   return out;
+}
+
+function notOurs(field: 'settings' | 'secrets', key: string): FieldError {
+  return {
+    field: `${field}.${key}`,
+    messages: [`${key} is not a ${field === 'settings' ? 'setting' : 'secret'} of this provider`],
+  };
 }
