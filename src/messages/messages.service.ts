@@ -2,14 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository, type SelectQueryBuilder } from 'typeorm';
 import { AgentsService } from '../agents/agents.service.js';
-import type { Provider } from '../agents/user-mapping.entity.js';
 import { roleAtLeast, type Tenant } from '../common/access/principal.js';
 import { AppException } from '../common/errors/problem.js';
 import { type CursorPage, keysetPage } from '../common/pagination.js';
 import { phoneFilter } from '../calls/calls.service.js';
 import { isoForDatabase } from '../calls/dto/calls.dto.js';
 import { EventsService } from '../events/events.service.js';
-import type { MessageRecord, VoicemailRecord } from '../pbx/pbx-provider.js';
+import type { MessageRecord, PbxProviderName, VoicemailRecord } from '../pbx/pbx-provider.js';
 import { MessageEntity } from './message.entity.js';
 import type { ListMessagesQuery, ListVoicemailsQuery, MessageDto, VoicemailDto } from './messages.dto.js';
 import { VoicemailEntity } from './voicemail.entity.js';
@@ -73,16 +72,29 @@ export class MessagesService {
     private readonly events: EventsService,
   ) {}
 
+  /**
+   * Records a voicemail once per (connection, provider id); a later delivery of the same one
+   * fills what was missing (link, transcription, duration) without announcing it again.
+   */
   async recordVoicemail(source: RecordSource, record: VoicemailRecord, callId: string | null): Promise<boolean> {
     const agentId = record.agent
-      ? await this.agents.resolve(source.companyId, { provider: source.provider as Provider, ...record.agent })
+      ? await this.agents.resolve(source.companyId, { provider: source.provider as PbxProviderName, ...record.agent })
       : null;
     const envelope = await this.dataSource.transaction(async (m) => {
+      // xmax = 0 only on a row this statement inserted (an update of a conflicting row sets it).
       const rows = (await m.query(
         `INSERT INTO voicemails (company_id, connection_id, provider, provider_voicemail_id, call_id, agent_id,
            from_number, to_number, duration_seconds, recording_url, transcription, received_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (connection_id, provider_voicemail_id) DO NOTHING RETURNING id`,
+         ON CONFLICT (connection_id, provider_voicemail_id) DO UPDATE SET
+           call_id = COALESCE(voicemails.call_id, EXCLUDED.call_id),
+           agent_id = COALESCE(voicemails.agent_id, EXCLUDED.agent_id),
+           from_number = COALESCE(voicemails.from_number, EXCLUDED.from_number),
+           to_number = COALESCE(voicemails.to_number, EXCLUDED.to_number),
+           duration_seconds = COALESCE(EXCLUDED.duration_seconds, voicemails.duration_seconds),
+           recording_url = COALESCE(EXCLUDED.recording_url, voicemails.recording_url),
+           transcription = COALESCE(EXCLUDED.transcription, voicemails.transcription)
+         RETURNING id, (xmax = 0) AS inserted`,
         [
           source.companyId,
           source.connectionId,
@@ -97,15 +109,16 @@ export class MessagesService {
           record.transcription ?? null,
           record.at,
         ],
-      )) as { id: string }[];
-      if (rows.length === 0) return null;
-      const saved = await m.getRepository(VoicemailEntity).findOneByOrFail({ id: rows[0]!.id });
+      )) as { id: string; inserted: boolean }[];
+      const row = rows[0];
+      if (!row?.inserted) return null;
+      const saved = await m.getRepository(VoicemailEntity).findOneByOrFail({ id: row.id });
       return this.events.append(
         m,
         source.companyId,
         'voicemail.received',
         { voicemail: toVoicemailDto(saved) },
-        agentId,
+        saved.agentId,
         record.at,
       );
     });
@@ -115,7 +128,7 @@ export class MessagesService {
 
   async recordMessage(source: RecordSource, record: MessageRecord): Promise<boolean> {
     const agentId = record.agent
-      ? await this.agents.resolve(source.companyId, { provider: source.provider as Provider, ...record.agent })
+      ? await this.agents.resolve(source.companyId, { provider: source.provider as PbxProviderName, ...record.agent })
       : null;
     const envelope = await this.dataSource.transaction(async (m) => {
       const rows = (await m.query(

@@ -4,7 +4,6 @@ import { AgentsService } from '../../agents/agents.service.js';
 import { actorOf, roleAtLeast, type Tenant } from '../../common/access/principal.js';
 import { AppException, ValidationFailedException } from '../../common/errors/problem.js';
 import { ACTIVE_STATUSES } from '../../calls/call-state.js';
-import type { CallEntity } from '../../calls/call.entity.js';
 import { CallsService } from '../../calls/calls.service.js';
 import { type LoadedConnection, PbxConnectionsService } from '../connections/pbx-connections.service.js';
 import { ProviderSetupService } from '../connections/provider-setup.service.js';
@@ -115,7 +114,7 @@ export class ClickToCallService {
     tenant: Tenant,
     id: string,
     what: 'hangup' | 'dtmf',
-  ): Promise<{ call: CallEntity; connection: LoadedConnection }> {
+  ): Promise<{ call: Awaited<ReturnType<CallsService['findVisible']>>; connection: LoadedConnection }> {
     const call = await this.calls.findVisible(tenant, id);
     if (!call.connectionId) {
       throw new AppException('call-not-controllable', 409, 'This call was not made through a phone-system connection.');

@@ -1,0 +1,365 @@
+import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import { toE164 } from '../../common/phone.js';
+import {
+  PbxDriver,
+  PbxError,
+  PbxProvider,
+  type InboundWebhook,
+  type OriginateRequest,
+  type OriginateResult,
+  type PbxCapabilities,
+  type PbxConnectionConfig,
+  type PbxEnvironment,
+  type ProviderCallStatus,
+  type VerifiedWebhook,
+  type WebhookRecords,
+} from '../pbx-provider.js';
+import { vendorFetch } from '../vendor-http.js';
+import { TWILIO_ERROR_CODES, twilioCodeOf, twilioError } from './twilio-errors.js';
+import {
+  LEG_AGENT,
+  LEG_CUSTOMER,
+  TWILIO_TERMINAL_CALL_STATUSES,
+  TWILIO_WEBHOOK_ROUTES,
+  parseTwilioPayload,
+  twilioEventId,
+  type TwilioWebhookPayload,
+  type TwilioWebhookRoute,
+} from './twilio.mapper.js';
+import { isValidTwilioBodySignature, isValidTwilioSignature, parseForm, type FormParams } from './twilio.signature.js';
+import { STATUS_CALLBACK_EVENTS, clickToCallTwiml, playDigitsTwiml } from './twilio.twiml.js';
+
+/**
+ * The Twilio driver: Programmable Voice REST API 2010-04-01 with Basic auth (AccountSid:AuthToken),
+ * form-encoded bodies, and Twilio's signed webhooks.
+ *
+ * Documentation followed:
+ * - Call resource (create, fetch, update, list; properties; StatusCallback / StatusCallbackEvent,
+ *   "specify each one in a separate status_callback_event parameter"):
+ *   https://www.twilio.com/docs/voice/api/call-resource
+ * - Modifying live calls (Status=completed; new TwiML for a call in progress):
+ *   https://www.twilio.com/docs/api/rest/change-call-state and
+ *   https://www.twilio.com/docs/guides/voice/how-to-modify-calls-in-progress-in-php
+ * - Authentication (HTTP Basic, AccountSid / AuthToken): https://www.twilio.com/docs/usage/your-request-to-twilio
+ * - Account resource (fetch): https://www.twilio.com/docs/iam/api/account
+ * - TwiML `<Dial>`, `<Number>`, `<Play digits>`: see twilio.twiml.ts
+ * - Webhook signatures: see twilio.signature.ts; webhook fields and their meaning: see twilio.mapper.ts
+ * - Errors (`{code, message, more_info, status}`): https://www.twilio.com/docs/usage/twilios-response,
+ *   https://www.twilio.com/docs/api/errors (20003, 20404, 20429, 21211, 21220, …)
+ * - The official SDK for the exact wire names: twilio-node `src/rest/api/v2010/account/call.ts`
+ *
+ * Click-to-call: `originate` calls the agent first (To = the agent's identity at Twilio from
+ * user_mappings: an E.164 number, `client:<identity>` or `sip:<uri>`), with inline TwiML that
+ * `<Dial>`s the customer presenting the caller id. Both legs report their progress to our `status`
+ * webhook; the URLs carry our call id and which leg it is (`?callId=…&leg=agent|customer`), and
+ * since Twilio signs the full URL those markers are authenticated. providerCallId = the agent
+ * leg's CallSid (the parent); the customer leg's callbacks carry it as ParentCallSid.
+ *
+ * DTMF: Twilio has no "send digits" REST call; the documented way is to update the live call with
+ * TwiML `<Play digits>` — which replaces the document the leg is running. The digits must reach the
+ * far end, so we update the customer's leg (the `<Dial>` child of a click-to-call; the parent of an
+ * inbound call). Side effect, per Twilio's documented behaviour: a leg that leaves its `<Dial>`
+ * ends the bridge; the customer hears the tones and, with nothing after `<Play>`, its leg ends,
+ * and the agent's leg continues after its `<Dial>` — nothing there, so it ends too
+ * (https://www.twilio.com/docs/voice/twiml/dial#action; for a redirected parent, the changelog
+ * https://www.twilio.com/changelog/changes-to-dial-behavior-for-enhanced-programmable-sip-feature-accounts).
+ * Updating the agent's leg instead would play the tones to the agent (wrong party) with the same
+ * break. Keeping the call up across mid-call DTMF needs a `<Conference>`-based call flow — a design
+ * change, not a driver detail. We refuse (REJECTED) rather than guess when the customer leg is not
+ * connected, and when the digits contain A–D (Twilio documents only 0-9, *, # and w).
+ */
+
+export const TWILIO_CAPABILITIES: PbxCapabilities = Object.freeze({
+  originate: true,
+  hangup: true,
+  dtmf: true,
+  status: true,
+  webhooks: Object.freeze({ calls: true, sms: true, voicemail: false }),
+});
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+const isE164 = (value: string) => E164.test(value) && toE164(value) === value;
+
+export const twilioSettingsSchema = z.object({
+  accountSid: z.string().regex(/^AC[0-9a-f]{32}$/, 'accountSid must be "AC" followed by 32 lowercase hex digits'),
+  callerId: z.string().refine(isE164, 'callerId must be a phone number in E.164, such as +15551230001').optional(),
+});
+export type TwilioSettings = z.infer<typeof twilioSettingsSchema>;
+
+export const twilioSecretsSchema = z.object({
+  authToken: z.string().min(16, 'authToken must be the account auth token (at least 16 characters)'),
+});
+export type TwilioSecrets = z.infer<typeof twilioSecretsSchema>;
+
+/** Twilio's Call resource as JSON (the fields we read). */
+export interface TwilioCall {
+  sid: string;
+  parent_call_sid: string | null;
+  account_sid: string;
+  to: string;
+  from: string;
+  status: string;
+  direction: string;
+  duration?: string | null;
+}
+
+interface TwilioAccount {
+  sid: string;
+  friendly_name?: string;
+  status?: string;
+  type?: string;
+}
+
+const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
+/** What an agent's identity at Twilio may be: a number, a Voice SDK client, a SIP URI. */
+const AGENT_ADDRESS = [E164, /^client:[^\s<>"'&]{1,256}$/, /^sip:[^\s<>"']+@[^\s<>"']+$/];
+/** 4xx answers are read as Twilio error bodies (5xx and network failures stay vendor-http's). */
+const CLIENT_ERRORS = Array.from({ length: 100 }, (_, i) => 400 + i);
+
+function header(headers: InboundWebhook['headers'], name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** JSON body fields as form-like strings (the JSON variant of Twilio webhooks). */
+function jsonFields(value: unknown): FormParams {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new PbxError('REJECTED', 'Twilio webhook JSON body is not an object.');
+  }
+  const fields = new Map<string, string | string[]>();
+  for (const [k, v] of Object.entries(value)) {
+    if (v === null || v === undefined) continue;
+    if (Array.isArray(v))
+      fields.set(
+        k,
+        v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))),
+      );
+    else fields.set(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
+  }
+  return Object.fromEntries(fields);
+}
+
+export class TwilioProvider extends PbxProvider {
+  readonly capabilities = TWILIO_CAPABILITIES;
+  private readonly settings: TwilioSettings;
+  private readonly authToken: string;
+  private readonly apiBase: string;
+  private readonly authorization: string;
+
+  constructor(
+    private readonly connection: PbxConnectionConfig<TwilioSettings, TwilioSecrets>,
+    private readonly env: PbxEnvironment,
+  ) {
+    super();
+    const settings = twilioSettingsSchema.safeParse(connection.settings);
+    if (!settings.success)
+      throw new PbxError('REJECTED', `Invalid Twilio settings: ${settings.error.issues[0]?.message}`);
+    const secrets = twilioSecretsSchema.safeParse(connection.secrets);
+    if (!secrets.success) throw new PbxError('REJECTED', `Invalid Twilio secrets: ${secrets.error.issues[0]?.message}`);
+    this.settings = settings.data;
+    this.authToken = secrets.data.authToken;
+    this.apiBase = `${env.baseUrls.twilio.replace(/\/+$/, '')}/2010-04-01/Accounts/${this.settings.accountSid}`;
+    this.authorization = `Basic ${Buffer.from(`${this.settings.accountSid}:${this.authToken}`).toString('base64')}`;
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, what: string, body?: URLSearchParams): Promise<T> {
+    const res = await vendorFetch<T>(`${this.apiBase}${path}`, {
+      method,
+      headers: { authorization: this.authorization },
+      body,
+      timeoutMs: this.env.httpTimeoutMs,
+      accept: CLIENT_ERRORS,
+    });
+    if (res.status >= 400) throw twilioError(res.status, res.headers, res.json, what);
+    return res.json;
+  }
+
+  private callPath(sid: string): string {
+    if (!CALL_SID.test(sid)) throw new PbxError('NOT_FOUND', 'Not a Twilio call sid.');
+    return `/Calls/${sid}.json`;
+  }
+
+  private async fetchCall(sid: string): Promise<TwilioCall> {
+    const call = await this.request<TwilioCall | undefined>('GET', this.callPath(sid), 'fetch call');
+    if (!call || typeof call.status !== 'string')
+      throw new PbxError('TRANSIENT', 'Twilio answered a call without a status.');
+    return call;
+  }
+
+  private statusCallbackUrl(callId: string, leg: string): string {
+    const base = `${this.env.publicBaseUrl}/webhooks/twilio/${encodeURIComponent(this.connection.id)}/status`;
+    return `${base}?callId=${encodeURIComponent(callId)}&leg=${leg}`;
+  }
+
+  async testCredentials(): Promise<{ detail: string }> {
+    const account = await this.request<TwilioAccount | undefined>('GET', '.json', 'fetch account');
+    const status = account?.status ?? 'unknown';
+    if (status !== 'active') throw new PbxError('AUTH', `The Twilio account is ${status}.`);
+    return {
+      detail: `Twilio account ${this.settings.accountSid} is active${account?.type ? ` (${account.type})` : ''}.`,
+    };
+  }
+
+  override async originate(request: OriginateRequest): Promise<OriginateResult> {
+    const agent = request.agent.externalId?.trim();
+    if (!agent) {
+      throw new PbxError(
+        'REJECTED',
+        'The agent has no Twilio identity: map them (user mappings) to their phone number in E.164, client:<identity> or sip:<uri>.',
+      );
+    }
+    if (!AGENT_ADDRESS.some((re) => re.test(agent))) {
+      throw new PbxError(
+        'REJECTED',
+        "The agent's Twilio identity must be a phone number in E.164, client:<identity> or sip:<user@host>.",
+      );
+    }
+    const callerId = request.callerId ?? this.settings.callerId;
+    if (!callerId) {
+      throw new PbxError('REJECTED', 'No caller id: give one with the call or set callerId on the Twilio connection.');
+    }
+    const customer = toE164(request.to);
+    if (!customer) throw new PbxError('REJECTED', 'The number to call is not a valid phone number.');
+
+    const body = new URLSearchParams();
+    body.set('To', agent);
+    body.set('From', callerId);
+    body.set('Twiml', clickToCallTwiml(customer, callerId, this.statusCallbackUrl(request.callId, LEG_CUSTOMER)));
+    body.set('StatusCallback', this.statusCallbackUrl(request.callId, LEG_AGENT));
+    for (const event of STATUS_CALLBACK_EVENTS) body.append('StatusCallbackEvent', event);
+    body.set('StatusCallbackMethod', 'POST');
+    const call = await this.request<TwilioCall | undefined>('POST', '/Calls.json', 'create call', body);
+    if (!call || typeof call.sid !== 'string' || !CALL_SID.test(call.sid)) {
+      throw new PbxError('TRANSIENT', 'Twilio accepted the call but answered no call sid.');
+    }
+    return { providerCallId: call.sid, raw: call };
+  }
+
+  override async hangup(providerCallId: string): Promise<void> {
+    try {
+      await this.request(
+        'POST',
+        this.callPath(providerCallId),
+        'hang up call',
+        new URLSearchParams({ Status: 'completed' }),
+      );
+    } catch (error) {
+      // 21220: the call is no longer in progress — it is already over, which is what we wanted.
+      if (twilioCodeOf(error) === TWILIO_ERROR_CODES.INVALID_CALL_STATE) return;
+      throw error;
+    }
+  }
+
+  override async sendDtmf(providerCallId: string, digits: string): Promise<void> {
+    if (!/^[0-9*#]{1,32}$/.test(digits)) {
+      throw new PbxError('REJECTED', 'Twilio <Play digits> plays only 0-9, * and # (no A-D).');
+    }
+    const call = await this.fetchCall(providerCallId);
+    if (TWILIO_TERMINAL_CALL_STATUSES.has(call.status)) throw new PbxError('REJECTED', 'The call is over.');
+    let leg = call.sid;
+    if (call.direction === 'outbound-api' && !call.parent_call_sid) {
+      // A call placed through the API (our click-to-call): the customer is its connected <Dial> child.
+      const query = new URLSearchParams({ ParentCallSid: call.sid, Status: 'in-progress', PageSize: '20' });
+      const page = await this.request<{ calls?: TwilioCall[] } | undefined>(
+        'GET',
+        `/Calls.json?${query.toString()}`,
+        'list child calls',
+      );
+      const child = page?.calls?.find((c) => c.status === 'in-progress' && CALL_SID.test(c.sid));
+      if (!child)
+        throw new PbxError('REJECTED', 'The customer has not answered: there is no connected leg to send digits to.');
+      leg = child.sid;
+    } else if (call.status !== 'in-progress') {
+      throw new PbxError('REJECTED', 'The call is not connected yet.');
+    }
+    await this.request(
+      'POST',
+      this.callPath(leg),
+      'send DTMF',
+      new URLSearchParams({ Twiml: playDigitsTwiml(digits) }),
+    );
+  }
+
+  override async status(providerCallId: string): Promise<ProviderCallStatus> {
+    const call = await this.fetchCall(providerCallId);
+    return { state: call.status, ended: TWILIO_TERMINAL_CALL_STATUSES.has(call.status) };
+  }
+
+  verifyWebhook(request: InboundWebhook): VerifiedWebhook {
+    const signature = header(request.headers, 'x-twilio-signature');
+    if (!signature) throw new PbxError('AUTH', 'Missing X-Twilio-Signature.');
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      throw new PbxError('AUTH', 'Cannot verify a Twilio webhook without its URL.');
+    }
+
+    let params: FormParams;
+    if (url.searchParams.has('bodySHA256')) {
+      if (!isValidTwilioBodySignature(this.authToken, signature, request.url, request.rawBody)) {
+        throw new PbxError('AUTH', 'Invalid X-Twilio-Signature or body hash.');
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(request.rawBody.toString('utf-8'));
+      } catch {
+        throw new PbxError('REJECTED', 'Twilio webhook body is not JSON.');
+      }
+      params = jsonFields(json);
+    } else {
+      const type = request.contentType.split(';')[0]!.trim().toLowerCase();
+      if (type !== '' && type !== 'application/x-www-form-urlencoded') {
+        // Only form bodies are covered by the signature; any other body needs bodySHA256.
+        throw new PbxError('AUTH', 'A Twilio webhook that is not a form must carry bodySHA256.');
+      }
+      params =
+        request.rawBody.length || !request.body || typeof request.body !== 'object'
+          ? parseForm(request.rawBody.toString('utf-8'))
+          : (request.body as FormParams);
+      if (!isValidTwilioSignature(this.authToken, signature, request.url, params)) {
+        throw new PbxError('AUTH', 'Invalid X-Twilio-Signature.');
+      }
+    }
+
+    // Verified from here on: what fails now is unreadable, not forged.
+    const route = request.route;
+    if (!(TWILIO_WEBHOOK_ROUTES as readonly string[]).includes(route)) {
+      throw new PbxError('REJECTED', `Unknown Twilio webhook route "${route}".`);
+    }
+    const account = params['AccountSid'];
+    const accounts = account === undefined ? [] : Array.isArray(account) ? account : [account];
+    if (accounts.some((a) => a !== this.settings.accountSid)) {
+      throw new PbxError('REJECTED', 'Twilio webhook for another account.');
+    }
+    const markers = new Map<string, string>();
+    for (const [k, v] of url.searchParams) if (k !== 'bodySHA256' && !markers.has(k)) markers.set(k, v);
+    const query: Record<string, string> = Object.fromEntries(markers);
+    const payload: TwilioWebhookPayload = {
+      route: route as TwilioWebhookRoute,
+      query,
+      params,
+      receivedAt: new Date().toISOString(),
+    };
+    const { eventId, kind } = twilioEventId(payload);
+    return { eventId, kind, payload };
+  }
+
+  parseWebhook(webhook: VerifiedWebhook): WebhookRecords {
+    return parseTwilioPayload(webhook.payload);
+  }
+}
+
+@Injectable()
+export class TwilioDriver extends PbxDriver<TwilioSettings, TwilioSecrets> {
+  readonly provider = 'twilio' as const;
+  readonly capabilities = TWILIO_CAPABILITIES;
+  readonly settingsSchema = twilioSettingsSchema;
+  readonly secretsSchema = twilioSecretsSchema;
+  readonly webhookRoutes = TWILIO_WEBHOOK_ROUTES;
+
+  connect(connection: PbxConnectionConfig<TwilioSettings, TwilioSecrets>, env: PbxEnvironment): PbxProvider {
+    return new TwilioProvider(connection, env);
+  }
+}
