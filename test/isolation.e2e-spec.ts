@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CallsService } from '../src/calls/calls.service.js';
 import { MessagesService } from '../src/messages/messages.service.js';
+import { startTwilioFake, type TwilioFake } from './fakes/twilio-fake.js';
 import { json } from './support/http.js';
 import { call, createCompany, login, operator, PASSWORD, type TestCompany, unique } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -91,6 +92,7 @@ describe('tenant isolation', () => {
   let aNeedles: string[];
   /** An agent of A, for bodies that name one. */
   let aAgentId = '';
+  let twilio: TwilioFake;
 
   /** Plausible valid bodies, by `METHOD path`; a route without one is sent `{}`. */
   const bodies: Record<string, () => unknown> = {
@@ -387,12 +389,39 @@ describe('tenant isolation', () => {
 
   beforeAll(async () => {
     // Many sign-ins from one address: the login limit is not what this file tests.
-    t = await startTestApp({ env: { RATE_LIMIT_LOGIN_PER_MIN: '100000' } });
+    twilio = await startTwilioFake();
+    t = await startTestApp({ env: { RATE_LIMIT_LOGIN_PER_MIN: '100000', TWILIO_BASE_URL: twilio.baseUrl } });
     doc = await json(await t.fetch('/docs-json'));
     a = await createCompany(t, 'a');
     b = await createCompany(t, 'b');
     aNeedles = [a.id, a.name, a.owner.id, a.owner.email, a.apiKeyId];
     aAgentId = (await createAgentOf(a)).agent.id;
+    // A can place calls (through a fake Twilio), so that click-to-call answers A as it should.
+    const conn = await call(
+      t,
+      'POST',
+      '/api/v1/pbx-connections',
+      { token: a.owner.accessToken },
+      {
+        provider: 'twilio',
+        name: 'A twilio',
+        settings: { accountSid: twilio.accountSid, callerId: '+15550001000' },
+        secrets: { authToken: twilio.authToken },
+      },
+    );
+    expect(conn.status).toBe(201);
+    const mapping = await call(
+      t,
+      'POST',
+      '/api/v1/user-mappings',
+      { token: a.owner.accessToken },
+      {
+        provider: 'twilio',
+        externalId: '+15550001999',
+        agentId: aAgentId,
+      },
+    );
+    expect(mapping.status).toBe(201);
     bNeedles.push(
       b.id,
       b.name,
@@ -408,7 +437,10 @@ describe('tenant isolation', () => {
     // And so has A, so that each list of A has something of A to show.
     for (const factory of Object.values(factories)) aNeedles.push(...(await factory(a)).needles);
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    await twilio.close();
+  });
 
   const credentialsOfA = (): [string, Credential][] => [
     ['A owner JWT', { token: a.owner.accessToken }],
