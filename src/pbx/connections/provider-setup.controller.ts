@@ -79,11 +79,10 @@ export class ProviderSetupController {
     @CurrentTenant() tenant: Tenant,
     @Param('id', ParseUUIDPipe) id: string,
     @Query() query: AuthorizeQuery,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<AuthorizeDto> {
-    const result = await this.setup.authorize(tenant, id, query.returnTo);
-    void reply.status(302).header('location', result.authorizeUrl).header('cache-control', 'no-store');
-    return result;
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const result: AuthorizeDto = await this.setup.authorize(tenant, id, query.returnTo);
+    await reply.status(302).header('location', result.authorizeUrl).header('cache-control', 'no-store').send(result);
   }
 
   @Get('oauth/dialpad/callback')

@@ -130,7 +130,11 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
     )) as { id: string }[];
     const inboxId = rows[0]?.id ?? null;
     // Committed (one statement): processing may start; the answer does not wait for it.
-    if (inboxId && this.processAfterCommit && !this.stopping) setImmediate(() => this.track(this.process(inboxId)));
+    if (inboxId && this.processAfterCommit && !this.stopping) {
+      setImmediate(() => {
+        if (!this.stopping) this.track(this.process(inboxId));
+      });
+    }
     return { duplicate: inboxId === null, inboxId, ack: driver.webhookAck(route) };
   }
 
