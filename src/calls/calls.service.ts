@@ -5,13 +5,7 @@ import { DataSource, type EntityManager, In, Repository, type SelectQueryBuilder
 import { AgentsService } from '../agents/agents.service.js';
 import { actorOf, roleAtLeast, type Tenant } from '../common/access/principal.js';
 import { AppException, type FieldError, ValidationFailedException } from '../common/errors/problem.js';
-import {
-  type CursorPage,
-  type CursorPageQuery,
-  decodeCursor,
-  encodeCursor,
-  type Keyset,
-} from '../common/pagination.js';
+import { type CursorPage, type CursorPageQuery, keysetPage } from '../common/pagination.js';
 import { toE164 } from '../common/phone.js';
 import type { EventEnvelope, EventType } from '../events/event-envelope.js';
 import { EventsService } from '../events/events.service.js';
@@ -395,28 +389,8 @@ export class CallsService {
    * id of the last row, and the condition one row comparison that the index scan starts from,
    * so page 1000 costs what page 1 costs.
    */
-  private async page(qb: SelectQueryBuilder<CallEntity>, query: CursorPageQuery): Promise<CursorPage<CallView>> {
-    if (query.cursor) {
-      const k = decodeCallCursor(query.cursor);
-      qb.andWhere('(c.started_at, c.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))', {
-        cursorAt: k.at,
-        cursorId: k.id,
-      });
-    }
-    const { entities: rows, raw } = await qb
-      .addSelect(`to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'cursor_at')
-      .orderBy('c.started_at', 'DESC')
-      .addOrderBy('c.id', 'DESC')
-      .limit(query.limit + 1)
-      .getRawAndEntities<{ cursor_at: string }>();
-    const more = rows.length > query.limit;
-    const data = more ? rows.slice(0, query.limit) : rows;
-    const last = data[data.length - 1];
-    const lastAt = raw[data.length - 1]?.cursor_at;
-    return {
-      data: data.map(toCallView),
-      next: more && last && lastAt ? encodeCursor({ at: lastAt, id: last.id }) : null,
-    };
+  private page(qb: SelectQueryBuilder<CallEntity>, query: CursorPageQuery): Promise<CursorPage<CallView>> {
+    return keysetPage(qb, 'c', 'started_at', query, toCallView);
   }
 
   private async merge(m: EntityManager, call: CallEntity, facts: CallFacts, raw?: unknown): Promise<ApplyResult> {
@@ -581,14 +555,6 @@ function setCallFields(call: CallEntity, dto: UpdateCallDto): void {
 export function phoneFilter(input: string): string {
   const value = /^\s\d/.test(input) ? `+${input.trimStart()}` : input;
   return toE164(value) ?? value.replace(/\D/g, '');
-}
-
-/** PostgreSQL has no year 0: a cursor with one was not given out here (and would fail the query). */
-function decodeCallCursor(cursor: string): Keyset {
-  const k = decodeCursor(cursor);
-  if (k.at.startsWith('0000'))
-    throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
-  return k;
 }
 
 function callNotFound(): AppException {

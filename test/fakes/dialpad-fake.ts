@@ -26,6 +26,7 @@
  * destroys every incoming connection (the client sees a reset: unreachable) until `setDown(false)`;
  * `reset()` restores the initial state. `requests` records what reached the fake.
  */
+import { DIALPAD_CALL_STATES } from '../../src/pbx/dialpad/dialpad.wire.js';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -38,40 +39,7 @@ export const DIALPAD_FAKE_COMPANY = { id: '5100000000000001', name: 'Fake Compan
 export const DIALPAD_FAKE_USER_ID = '5200000000000001';
 
 /** Call states a call event subscription accepts (CreateCallEventSubscription.call_states). */
-const CALL_STATES = new Set([
-  'admin',
-  'admin_recording',
-  'ai_playbook',
-  'all',
-  'barge',
-  'blocked',
-  'call_transcription',
-  'calling',
-  'connected',
-  'csat',
-  'dispositions',
-  'eavesdrop',
-  'hangup',
-  'hold',
-  'merged',
-  'missed',
-  'monitor',
-  'parked',
-  'pcsat',
-  'postcall',
-  'preanswer',
-  'queued',
-  'recap_action_items',
-  'recap_outcome',
-  'recap_purposes',
-  'recap_summary',
-  'recording',
-  'ringing',
-  'takeover',
-  'transcription',
-  'voicemail',
-  'voicemail_uploaded',
-]);
+const CALL_STATES = new Set<string>(DIALPAD_CALL_STATES);
 const ENDED = new Set(['hangup', 'missed', 'voicemail', 'voicemail_uploaded']);
 const E164 = /^\+[1-9]\d{6,14}$/;
 
