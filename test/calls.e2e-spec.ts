@@ -803,7 +803,7 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
         status: 'missed',
         direction: 'outbound',
         agentId: null,
-        endReason: null,
+        endReason: 'missed',
         durationSeconds: 30,
       });
 

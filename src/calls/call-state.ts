@@ -129,9 +129,12 @@ export function deriveCall(state: CallState, fallbackStart: Date): DerivedCall {
     .filter((t): t is string => !!t)
     .sort();
   const startedAt = times.length ? new Date(times[0]!) : fallbackStart;
-  const endReason = state.endReason?.v ?? null;
+  const status = statusOf(!!answeredAt, !!endedAt, !!ringingAt, state.endReason?.v ?? null);
+  // Once ended, the reason is what the call ended as, whichever provider said what: the same
+  // field means the same thing for every phone system (null while the call is live).
+  const endReason = endedAt ? (status as EndReason) : null;
   return {
-    status: statusOf(!!answeredAt, !!endedAt, !!ringingAt, endReason),
+    status,
     direction: state.direction?.v ?? 'inbound',
     fromNumber: state.from?.v ?? null,
     toNumber: state.to?.v ?? null,

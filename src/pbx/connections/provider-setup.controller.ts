@@ -8,7 +8,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { IsOptional, IsString, IsUrl, MaxLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUrl, MaxLength } from 'class-validator';
 import type { FastifyReply } from 'fastify';
 import { Access, CurrentTenant } from '../../common/access/access.decorators.js';
 import type { Tenant } from '../../common/access/principal.js';
@@ -24,6 +24,16 @@ class AuthorizeQuery {
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   @MaxLength(2000)
   returnTo?: string;
+
+  @ApiPropertyOptional({
+    enum: ['true', 'false'],
+    default: 'true',
+    description:
+      '`false`: answer 200 with the URL instead of a 302 (a browser `fetch` cannot read a redirect to another site)',
+  })
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  redirect?: 'true' | 'false';
 }
 
 class CallbackQuery {
@@ -74,6 +84,7 @@ export class ProviderSetupController {
     operationId: 'authorizeDialpad',
   })
   @ApiResponse({ status: 302, description: "Redirect to Dialpad's authorization page", type: AuthorizeDto })
+  @ApiOkResponse({ description: 'With `redirect=false`: the URL to send the browser to', type: AuthorizeDto })
   @ApiProblems(400, 404, 409, 422)
   async authorize(
     @CurrentTenant() tenant: Tenant,
@@ -82,7 +93,9 @@ export class ProviderSetupController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const result: AuthorizeDto = await this.setup.authorize(tenant, id, query.returnTo);
-    await reply.status(302).header('location', result.authorizeUrl).header('cache-control', 'no-store').send(result);
+    void reply.header('cache-control', 'no-store');
+    if (query.redirect === 'false') await reply.status(200).send(result);
+    else await reply.status(302).header('location', result.authorizeUrl).send(result);
   }
 
   @Get('oauth/dialpad/callback')

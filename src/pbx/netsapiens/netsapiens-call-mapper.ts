@@ -160,19 +160,21 @@ export class NetsapiensCallMapper {
         sipUser(field(row, 'term_to_uri', 'call-term-uri')),
     );
     const callerName = this.name(field(row, 'orig_from_name', 'orig_name', 'call-orig-name'), from);
+    // The platform ringing the agent's own phone for a click-to-call: the agent picking up is not
+    // the call's answer (the customer's leg is), and that leg going away after it does not end it.
+    // Its numbers describe that leg (the customer shown to the agent, the agent as destination),
+    // not the call: they are left to the call's record (click-to-call) and the customer's leg.
+    const callback = this.ours(orig) && this.ours(term) && orig.user === term.user;
     events.push({
       ...base,
       eventKey: key('ringing'),
       kind: 'ringing',
       at: leg.start ?? leg.answer ?? receivedAt,
-      ...(from ? { from } : {}),
-      ...(to ? { to } : {}),
-      ...(callerName ? { callerName } : {}),
+      ...(from && !callback ? { from } : {}),
+      ...(to && !callback ? { to } : {}),
+      ...(callerName && !callback ? { callerName } : {}),
       ...withAgent,
     });
-    // The platform ringing the agent's own phone for a click-to-call: the agent picking up is not
-    // the call's answer (the customer's leg is), and that leg going away after it does not end it.
-    const callback = this.ours(orig) && this.ours(term) && orig.user === term.user;
     if (leg.answer && !callback) {
       events.push({ ...base, eventKey: key('answered'), kind: 'answered', at: leg.answer, ...withAgent });
     }

@@ -362,4 +362,14 @@ export class TwilioDriver extends PbxDriver<TwilioSettings, TwilioSecrets> {
   connect(connection: PbxConnectionConfig<TwilioSettings, TwilioSecrets>, env: PbxEnvironment): PbxProvider {
     return new TwilioProvider(connection, env);
   }
+
+  /**
+   * The messaging webhook expects TwiML back: an empty <Response> means "do not reply"
+   * (https://www.twilio.com/docs/messaging/guides/webhook-request). Status callbacks take any 2xx.
+   */
+  override webhookAck(route: string): { contentType: string; body: string } | null {
+    return route === 'sms'
+      ? { contentType: 'text/xml; charset=utf-8', body: '<?xml version="1.0" encoding="UTF-8"?><Response/>' }
+      : null;
+  }
 }

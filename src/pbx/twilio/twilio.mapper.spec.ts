@@ -128,7 +128,7 @@ describe('Twilio call lifecycles → call record', () => {
       answeredAt: new Date(START.getTime() + 9000),
       endedAt: new Date(START.getTime() + 70_000),
       talkSeconds: 61,
-      endReason: null,
+      endReason: 'completed',
     });
     // The agent picking up is not the call being answered.
     const agentPickup = evs.find((e) => e.eventKey.startsWith(`${PARENT}:in-progress`));
@@ -179,7 +179,7 @@ describe('Twilio call lifecycles → call record', () => {
       status: 'missed',
       answeredAt: null,
     });
-    expect(record(await events(lifecycle('inbound', 'busy')))).toMatchObject({ status: 'missed', endReason: null });
+    expect(record(await events(lifecycle('inbound', 'busy')))).toMatchObject({ status: 'missed', endReason: 'missed' });
   });
 
   it.each(['click-to-call', 'inbound'] as const)(
