@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { CallDetail } from '../src/calls/calls.service.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import { EventsService } from '../src/events/events.service.js';
 import type { CallEvent } from '../src/calls/call-event.js';
@@ -13,30 +14,7 @@ const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
 
-interface CallBody {
-  id: string;
-  provider: string;
-  providerCallId: string;
-  direction: string;
-  status: string;
-  from: string | null;
-  to: string | null;
-  callerName: string | null;
-  agentId: string | null;
-  startedAt: string;
-  ringingAt: string | null;
-  answeredAt: string | null;
-  endedAt: string | null;
-  ringSeconds: number | null;
-  talkSeconds: number | null;
-  durationSeconds: number | null;
-  endReason: string | null;
-  tags: string[];
-  notes: string | null;
-  disposition: string | null;
-  updatedAt: string;
-  timeline?: { kind: string; at: string; data: Record<string, unknown> }[];
-}
+type CallBody = Omit<CallDetail, 'timeline'> & { timeline?: CallDetail['timeline'] };
 
 interface Page {
   data: CallBody[];

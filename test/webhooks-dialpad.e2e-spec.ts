@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { InboxItemDto } from '../src/pbx/inbox/webhook-inbox.dto.js';
 import { DataSource } from 'typeorm';
 import { SecretBox } from '../src/common/crypto/secret-box.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
@@ -40,19 +41,7 @@ const LINE = '+15555550100';
 const MAIN_SECRET = 'main-webhook-secret-0123456789abcdef';
 const OTHER_SECRET = 'other-webhook-secret-0123456789abcdef';
 
-interface InboxItem {
-  id: string;
-  connectionId: string;
-  provider: string;
-  route: string;
-  kind: string;
-  eventId: string;
-  status: string;
-  attempts: number;
-  lastError: string | null;
-  processedAt: string | null;
-  payload: Record<string, unknown>;
-}
+type InboxItem = Omit<InboxItemDto, 'payload'> & { payload: Record<string, unknown> };
 
 interface Connection {
   id: string;

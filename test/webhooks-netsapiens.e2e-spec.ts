@@ -1,4 +1,6 @@
 import type { EventEnvelope } from '../src/events/event-envelope.js';
+import type { InboxItemDto } from '../src/pbx/inbox/webhook-inbox.dto.js';
+import type { CallDetail } from '../src/calls/calls.service.js';
 import {
   callbackRow,
   clickToCallDeliveries,
@@ -37,42 +39,12 @@ interface Connection {
   webhookUrls: Record<string, string>;
 }
 
-interface CallBody {
-  id: string;
-  provider: string;
-  connectionId: string | null;
-  providerCallId: string;
-  direction: string;
-  status: string;
-  from: string | null;
-  to: string | null;
-  callerName: string | null;
-  agentId: string | null;
-  startedAt: string;
-  ringingAt: string | null;
-  answeredAt: string | null;
-  endedAt: string | null;
-  ringSeconds: number | null;
-  talkSeconds: number | null;
-  durationSeconds: number | null;
-  endReason: string | null;
-  hangupCause: string | null;
-  timeline: { kind: string; at: string; data: Record<string, unknown> }[];
-}
+/** A call as GET /api/v1/calls/:id answers it (the timeline only there). */
+type CallBody = Omit<CallDetail, 'timeline'> & { timeline: CallDetail['timeline'] };
 
-interface InboxItem {
-  id: string;
-  connectionId: string;
-  provider: string;
-  route: string;
-  kind: string;
-  eventId: string;
-  status: string;
-  attempts: number;
-  lastError: string | null;
-  processedAt: string | null;
+type InboxItem = Omit<InboxItemDto, 'payload'> & {
   payload: { events: NetsapiensRow[]; receivedAt: string; subscriptionId?: string };
-}
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A time as NetSapiens writes it: whole seconds. */

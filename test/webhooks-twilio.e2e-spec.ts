@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { CallDetail } from '../src/calls/calls.service.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import { WebhookInboxService } from '../src/pbx/inbox/webhook-inbox.service.js';
 import {
@@ -68,29 +69,8 @@ interface InboxRow {
   payload: { route: string; query: Record<string, string>; params: Record<string, string>; receivedAt: string };
 }
 
-interface CallBody {
-  id: string;
-  provider: string;
-  connectionId: string | null;
-  providerCallId: string;
-  direction: string;
-  status: string;
-  from: string | null;
-  to: string | null;
-  callerName: string | null;
-  agentId: string | null;
-  startedAt: string;
-  ringingAt: string | null;
-  answeredAt: string | null;
-  endedAt: string | null;
-  ringSeconds: number | null;
-  talkSeconds: number | null;
-  durationSeconds: number | null;
-  endReason: string | null;
-  hangupCause: string | null;
-  recordingUrl: string | null;
-  timeline: { kind: string; at: string; data: Record<string, unknown> }[];
-}
+/** A call as GET /api/v1/calls/:id answers it (the timeline only there). */
+type CallBody = Omit<CallDetail, 'timeline'> & { timeline: CallDetail['timeline'] };
 
 const pathOf = (url: string) => {
   const u = new URL(url);
