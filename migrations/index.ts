@@ -4,10 +4,12 @@ import { Init1763700000000 } from './1763700000000-init.js';
 import { AccessControl1795237743921 } from './1795237743921-access-control.js';
 import { CallsAgentsEvents1795238824253 } from './1795238824253-calls-agents-events.js';
 import { PbxConnectionsWebhooksMessages1795244535843 } from './1795244535843-pbx-connections-webhooks-messages.js';
+import { PbxConnectionRuntimeState1795245966395 } from './1795245966395-pbx-connection-runtime-state.js';
 
 export const MIGRATIONS = [
   Init1763700000000,
   AccessControl1795237743921,
   CallsAgentsEvents1795238824253,
   PbxConnectionsWebhooksMessages1795244535843,
+  PbxConnectionRuntimeState1795245966395,
 ];

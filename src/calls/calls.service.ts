@@ -200,6 +200,16 @@ export class CallsService {
     return this.calls.count({ where: { companyId, status: In(ACTIVE_STATUSES) } });
   }
 
+  /** The provider call ids of a connection's calls still queued, ringing or in progress. */
+  async activeProviderCallIds(companyId: string, connectionId: string): Promise<string[]> {
+    const rows = (await this.dataSource.query(
+      `SELECT provider_call_id FROM calls
+       WHERE company_id = $1 AND connection_id = $2 AND status IN ('queued', 'ringing', 'in_progress')`,
+      [companyId, connectionId],
+    )) as { provider_call_id: string }[];
+    return rows.map((r) => r.provider_call_id);
+  }
+
   /** The id of a provider's call in the company, if we have it. */
   async idOfProviderCall(companyId: string, connectionId: string, providerCallId: string): Promise<string | null> {
     const [row] = (await this.dataSource.query('SELECT id FROM calls WHERE company_id = $1 AND call_key = $2', [

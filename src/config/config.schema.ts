@@ -161,6 +161,21 @@ export const configSchema = z.object({
   WEBHOOK_SWEEP_AFTER_MS: int(30_000, 0, 86_400_000),
   /** Attempts before an inbox row is marked failed. */
   WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
+
+  // Asterisk / FreePBX over AMI
+  /** Whether this instance holds AMI connections (false: it never takes one). */
+  ASTERISK_ENABLED: bool(true),
+  /** How often an instance tries to take the AMI connections nobody holds (takeover time). */
+  ASTERISK_LOCK_POLL_MS: int(3_000, 100, 60_000),
+  /** How long a command waits for the instance that holds the connection. */
+  ASTERISK_COMMAND_TIMEOUT_MS: int(10_000, 500, 120_000),
+  /** Ping when nothing was received for this long; no answer within the timeout: reconnect. */
+  AMI_PING_INTERVAL_MS: int(10_000, 100, 600_000),
+  AMI_PING_TIMEOUT_MS: int(5_000, 100, 120_000),
+  /** Reconnect backoff ceiling (it starts at 0.5 s and doubles, with ±30 % jitter). */
+  AMI_RECONNECT_MAX_MS: int(30_000, 100, 600_000),
+  /** After a refused login, the next try waits this long (no tight loop on wrong credentials). */
+  AMI_AUTH_RETRY_MS: int(60_000, 100, 3_600_000),
 });
 
 export type AppConfig = z.output<typeof configSchema>;

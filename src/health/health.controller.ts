@@ -13,6 +13,7 @@ import { Access } from '../common/access/access.decorators.js';
 import { AppException } from '../common/errors/problem.js';
 import { RedisService } from '../common/redis/redis.module.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
+import { AsteriskSupervisor } from '../pbx/asterisk/asterisk-supervisor.service.js';
 import { MetricsService } from './metrics.service.js';
 
 const CHECK_TIMEOUT_MS = 1_500;
@@ -28,6 +29,7 @@ export class HealthController {
     private readonly redis: RedisService,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly asterisk: AsteriskSupervisor,
   ) {}
 
   @Get('health')
@@ -51,6 +53,8 @@ export class HealthController {
   async ready() {
     const checks: HealthIndicatorFunction[] = [() => this.db.pingCheck('database', { timeout: CHECK_TIMEOUT_MS })];
     if (this.config.REDIS_URL) checks.push(() => this.redisCheck());
+    // Informational: a company's unreachable PBX does not make this instance unready.
+    if (this.config.ASTERISK_ENABLED) checks.push(() => this.asteriskCheck());
     try {
       return await this.health.check(checks);
     } catch (error) {
@@ -71,6 +75,15 @@ export class HealthController {
   @ApiProblems()
   metricsText(): Promise<string> {
     return this.metrics.registry.metrics();
+  }
+
+  /** The AMI connections this instance holds, with their state (always up: see above). */
+  private asteriskCheck(): HealthIndicatorResult {
+    const held = this.asterisk.held();
+    return this.indicators.check('asterisk').up({
+      held: held.length,
+      connections: held.map((c) => ({ id: c.id, state: c.state, ...(c.reason ? { reason: c.reason } : {}) })),
+    });
   }
 
   private async redisCheck(): Promise<HealthIndicatorResult> {

@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { PbxModule } from '../pbx/pbx.module.js';
 import { HealthController } from './health.controller.js';
 import { MetricsService } from './metrics.service.js';
 
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false })],
+  imports: [TerminusModule.forRoot({ logger: false }), PbxModule],
   controllers: [HealthController],
   providers: [MetricsService],
   exports: [MetricsService],

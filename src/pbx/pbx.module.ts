@@ -5,7 +5,8 @@ import { AuditModule } from '../audit/audit.module.js';
 import { CallsModule } from '../calls/calls.module.js';
 import { RateLimitModule } from '../common/rate-limit/rate-limit.module.js';
 import { MessagesModule } from '../messages/messages.module.js';
-import { AsteriskDriver } from './asterisk/asterisk.driver.js';
+import { type AmiGatewayRef, AsteriskDriver } from './asterisk/asterisk.driver.js';
+import { AsteriskSupervisor } from './asterisk/asterisk-supervisor.service.js';
 import { DialpadDriver } from './dialpad/dialpad.driver.js';
 import { NetsapiensDriver } from './netsapiens/netsapiens.driver.js';
 import { TwilioDriver } from './twilio/twilio.driver.js';
@@ -22,15 +23,13 @@ import { WebhookInboxService } from './inbox/webhook-inbox.service.js';
 import { WebhooksController } from './inbox/webhooks.controller.js';
 import type { PbxDriver } from './pbx-provider.js';
 import { PbxRegistry } from './pbx-registry.js';
-import { PBX_DRIVERS } from './pbx.tokens.js';
+import { AMI_GATEWAY_REF, PBX_DRIVERS } from './pbx.tokens.js';
 
 /** Every PBX driver, one per vendor: the registry picks one per connection. */
-export const DRIVERS: PbxDriver[] = [
-  new AsteriskDriver(),
-  new DialpadDriver(),
-  new TwilioDriver(),
-  new NetsapiensDriver(),
-] as PbxDriver[];
+export function createDrivers(ami: AmiGatewayRef = {}): PbxDriver[] {
+  return [new AsteriskDriver(ami), new DialpadDriver(), new TwilioDriver(), new NetsapiensDriver()] as PbxDriver[];
+}
+export const DRIVERS: PbxDriver[] = createDrivers();
 
 @Module({
   imports: [
@@ -43,13 +42,15 @@ export const DRIVERS: PbxDriver[] = [
   ],
   controllers: [PbxConnectionsController, ProviderSetupController, WebhooksController, ClickToCallController],
   providers: [
-    { provide: PBX_DRIVERS, useValue: DRIVERS },
+    { provide: AMI_GATEWAY_REF, useValue: {} satisfies AmiGatewayRef },
+    { provide: PBX_DRIVERS, useFactory: (ref: AmiGatewayRef) => createDrivers(ref), inject: [AMI_GATEWAY_REF] },
+    AsteriskSupervisor,
     PbxRegistry,
     PbxConnectionsService,
     ProviderSetupService,
     WebhookInboxService,
     ClickToCallService,
   ],
-  exports: [PbxConnectionsService, PbxRegistry],
+  exports: [PbxConnectionsService, PbxRegistry, AsteriskSupervisor],
 })
 export class PbxModule {}

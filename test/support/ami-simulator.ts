@@ -98,7 +98,8 @@ interface Client {
 
 export class AmiSimulator {
   readonly username: string;
-  readonly secret: string;
+  /** The secret Login accepts (change it with setSecret). */
+  secret: string;
   /** Actions received from clients, in order. */
   readonly actions: AmiFields[] = [];
   /** Connections accepted so far, and successful logins. */
@@ -108,6 +109,9 @@ export class AmiSimulator {
   private readonly clients = new Set<Client>();
   private readonly fixtures: AmiFixture[];
   private banner: string;
+  private frozen = false;
+  private readonly responseDelays = new Map<string, number>();
+  private readonly delayed = new Set<NodeJS.Timeout>();
 
   constructor(options: AmiSimulatorOptions = {}) {
     this.username = options.username ?? 'cti';
@@ -127,16 +131,19 @@ export class AmiSimulator {
     return [...this.clients].filter((c) => c.authenticated).length;
   }
 
-  async start(): Promise<number> {
+  /** Listens on 127.0.0.1, on a free port unless `port` is given (e.g. to come back after stop()). */
+  async start(port = 0): Promise<number> {
     this.server = createServer((socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(0, '127.0.0.1', () => resolve());
+      this.server!.listen(port, '127.0.0.1', () => resolve());
     });
     return this.port;
   }
 
   async stop(): Promise<void> {
+    for (const t of this.delayed) clearTimeout(t);
+    this.delayed.clear();
     for (const c of this.clients) c.socket.destroy();
     this.clients.clear();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -148,9 +155,37 @@ export class AmiSimulator {
     this.clients.clear();
   }
 
-  /** Writes raw bytes to every logged-in client. */
+  /** Writes raw bytes to every logged-in client (nothing while frozen). */
   sendRaw(bytes: Buffer | string): void {
+    if (this.frozen) return;
     for (const c of this.clients) if (c.authenticated) c.socket.write(bytes);
+  }
+
+  /** Changes the secret Login accepts from now on (connections already logged in stay). */
+  setSecret(secret: string): void {
+    this.secret = secret;
+  }
+
+  /**
+   * A hung Asterisk: connections stay open (and new ones are accepted by the kernel) but nothing
+   * is answered or sent, not even the banner, until unfreeze(). Actions are still recorded.
+   */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  unfreeze(): void {
+    this.frozen = false;
+  }
+
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+
+  /** Answers the named action (case-insensitive) only after `ms` (0: at once again). */
+  setResponseDelay(action: string, ms: number): void {
+    if (ms > 0) this.responseDelays.set(action.toLowerCase(), ms);
+    else this.responseDelays.delete(action.toLowerCase());
   }
 
   /**
@@ -202,7 +237,7 @@ export class AmiSimulator {
     socket.on('data', (chunk) => client.parser.push(chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => this.clients.delete(client));
-    socket.write(`${this.banner}\r\n`);
+    if (!this.frozen) socket.write(`${this.banner}\r\n`);
   }
 
   private respond(client: Client, fields: AmiFields): void {
@@ -211,6 +246,20 @@ export class AmiSimulator {
 
   private onAction(client: Client, fields: AmiFields): void {
     this.actions.push(fields);
+    if (this.frozen) return;
+    const delay = this.responseDelays.get((amiHeader(fields, 'Action') ?? '').toLowerCase());
+    if (delay) {
+      const timer = setTimeout(() => {
+        this.delayed.delete(timer);
+        if (!this.frozen) this.answer(client, fields);
+      }, delay);
+      this.delayed.add(timer);
+      return;
+    }
+    this.answer(client, fields);
+  }
+
+  private answer(client: Client, fields: AmiFields): void {
     const action = (amiHeader(fields, 'Action') ?? '').toLowerCase();
     const actionId = amiHeader(fields, 'ActionID');
     const withId = (rest: AmiFields): AmiFields =>

@@ -143,6 +143,39 @@ export class AmiCallMapper {
     this.originates.set(actionId, o);
   }
 
+  /** The Linkedid our Originate (by its ActionID) was tied to, once its first channel appeared. */
+  linkedidOf(actionId: string): string | undefined {
+    return this.originates.get(actionId)?.linkedid;
+  }
+
+  /**
+   * Takes on a call found live by `CoreShowChannels` that this mapper has not seen start (after a
+   * restart or a takeover), so that its later events (`BridgeEnter`, `Hangup`) map.
+   */
+  adopt(
+    linkedid: string,
+    uniqueids: readonly string[],
+    known: { direction: CallDirection; answered: boolean; agentExtension?: string },
+  ): void {
+    if (this.calls.has(linkedid)) return;
+    const call = this.newCall(linkedid, known.direction);
+    call.answered = known.answered;
+    if (known.agentExtension) call.agentExtension = known.agentExtension;
+    for (const id of uniqueids) {
+      call.live.add(id);
+      this.channels.set(id, linkedid);
+    }
+  }
+
+  /** Drops what is known of a call (it vanished while we were away). */
+  forget(linkedid: string): void {
+    const call = this.calls.get(linkedid);
+    if (!call) return;
+    for (const id of call.live) this.channels.delete(id);
+    if (call.originate) this.originates.delete(call.originate.actionId);
+    this.calls.delete(linkedid);
+  }
+
   /** The Linkedids of the calls in progress, as this mapper knows them. */
   activeCalls(): string[] {
     return [...this.calls.values()].filter((c) => !c.ended).map((c) => c.linkedid);

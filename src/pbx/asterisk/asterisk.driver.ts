@@ -2,6 +2,9 @@ import { createConnection } from 'node:net';
 import { z } from 'zod';
 import {
   type InboundWebhook,
+  type OriginateRequest,
+  type OriginateResult,
+  type ProviderCallStatus,
   type PbxCapabilities,
   type PbxConnectionConfig,
   PbxDriver,
@@ -18,12 +21,13 @@ import { amiHeader, AmiParser } from './ami-parser.js';
  * endpoint and user (manager.conf), the dialplan context used to originate, and how an agent's
  * channel is dialled. Its live events arrive over the AMI socket, not over webhooks.
  *
- * This driver checks credentials (AMI Login / Logoff). The AMI session (events, originate,
- * hangup, DTMF) is the Asterisk issue's work; until then the capabilities say none.
+ * Credentials are checked with a Login / Logoff of its own. Events, originate, hangup, DTMF and
+ * status go through the AMI connection the supervisor holds (asterisk-supervisor.service.ts).
  * AMI reference: https://docs.asterisk.org/Asterisk_22_Documentation/API_Documentation/AMI_Actions/Login/
  */
 /** AMI is line-based: a line break in a value would inject an action. */
 const NO_NEWLINES = /^[^\r\n]*$/;
+const NO_QUOTES = /^[^\r\n"<>]*$/;
 
 export const asteriskSettingsSchema = z
   .object({
@@ -34,6 +38,23 @@ export const asteriskSettingsSchema = z
     context: z.string().trim().min(1).max(80).default('from-internal'),
     /** The agent's channel to originate from; `{extension}` is replaced by the agent's extension. */
     agentChannel: z.string().trim().min(1).max(120).default('PJSIP/{extension}'),
+    /** How long the agent's phone rings on a click-to-call before Asterisk gives up (ms). */
+    originateTimeoutMs: z.number().int().min(5_000).max(120_000).default(20_000),
+    /** Caller id shown on the agent's phone while it rings for a click-to-call. */
+    originateCallerName: z
+      .string()
+      .trim()
+      .min(1)
+      .max(40)
+      .regex(NO_QUOTES, 'no quotes or line breaks')
+      .default('Click to Call'),
+    /** The company's number shown with it (E.164); the customer's number when unset. */
+    originateCallerId: z
+      .string()
+      .regex(/^\+[1-9]\d{6,14}$/, 'must be E.164')
+      .optional(),
+    /** Dial the customer without the leading + (a dialplan that expects 1555… rather than +1555…). */
+    stripPlus: z.boolean().default(false),
     /** The channel variable carrying our call id on an originate. */
     requestIdVariable: z
       .string()
@@ -49,12 +70,27 @@ export const asteriskSecretsSchema = z.object({
 export type AsteriskSecrets = z.output<typeof asteriskSecretsSchema>;
 
 const CAPABILITIES: PbxCapabilities = {
-  originate: false,
-  hangup: false,
-  dtmf: false,
-  status: false,
+  originate: true,
+  hangup: true,
+  dtmf: true,
+  status: true,
   webhooks: { calls: false, sms: false, voicemail: false },
 };
+
+/**
+ * The live AMI connections (the supervisor): commands reach the instance that holds the
+ * connection. Set once the application is up; until then commands are TRANSIENT.
+ */
+export interface AmiGateway {
+  originate(connectionId: string, request: OriginateRequest): Promise<OriginateResult>;
+  hangup(connectionId: string, providerCallId: string): Promise<void>;
+  sendDtmf(connectionId: string, providerCallId: string, digits: string): Promise<void>;
+  callStatus(connectionId: string, providerCallId: string): Promise<ProviderCallStatus>;
+}
+
+export interface AmiGatewayRef {
+  current?: AmiGateway;
+}
 
 export class AsteriskDriver extends PbxDriver<AsteriskSettings, AsteriskSecrets> {
   readonly provider = 'asterisk' as const;
@@ -63,8 +99,12 @@ export class AsteriskDriver extends PbxDriver<AsteriskSettings, AsteriskSecrets>
   readonly secretsSchema = asteriskSecretsSchema;
   readonly webhookRoutes: readonly string[] = [];
 
+  constructor(private readonly gateway: AmiGatewayRef = {}) {
+    super();
+  }
+
   connect(connection: PbxConnectionConfig<AsteriskSettings, AsteriskSecrets>, env: PbxEnvironment): PbxProvider {
-    return new AsteriskProvider(connection, env);
+    return new AsteriskProvider(connection, env, this.gateway);
   }
 }
 
@@ -74,8 +114,30 @@ class AsteriskProvider extends PbxProvider {
   constructor(
     private readonly connection: PbxConnectionConfig<AsteriskSettings, AsteriskSecrets>,
     private readonly env: PbxEnvironment,
+    private readonly gateway: AmiGatewayRef,
   ) {
     super();
+  }
+
+  private get ami(): AmiGateway {
+    if (!this.gateway.current) throw new PbxError('TRANSIENT', 'The AMI connections are not running here.');
+    return this.gateway.current;
+  }
+
+  override originate(request: OriginateRequest): Promise<OriginateResult> {
+    return Promise.resolve().then(() => this.ami.originate(this.connection.id, request));
+  }
+
+  override hangup(providerCallId: string): Promise<void> {
+    return Promise.resolve().then(() => this.ami.hangup(this.connection.id, providerCallId));
+  }
+
+  override sendDtmf(providerCallId: string, digits: string): Promise<void> {
+    return Promise.resolve().then(() => this.ami.sendDtmf(this.connection.id, providerCallId, digits));
+  }
+
+  override status(providerCallId: string): Promise<ProviderCallStatus> {
+    return Promise.resolve().then(() => this.ami.callStatus(this.connection.id, providerCallId));
   }
 
   testCredentials(): Promise<{ detail: string }> {

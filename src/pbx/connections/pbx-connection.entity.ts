@@ -48,6 +48,21 @@ export class PbxConnectionEntity {
   @Column({ name: 'secret_names', type: 'text', array: true, default: () => "'{}'" })
   secretNames!: string[];
 
+  /** A held live connection's state (Asterisk AMI): connecting | connected | reconnecting | failed. */
+  @Column({ name: 'runtime_state', type: 'varchar', length: 16, nullable: true })
+  runtimeState!: string | null;
+
+  @Column({ name: 'runtime_reason', type: 'text', nullable: true })
+  runtimeReason!: string | null;
+
+  /** The instance holding it. */
+  @Column({ name: 'runtime_holder', type: 'varchar', length: 200, nullable: true })
+  runtimeHolder!: string | null;
+
+  /** Written on every change and as a heartbeat while held: an old value means nobody holds it. */
+  @Column({ name: 'runtime_at', type: 'timestamptz', nullable: true })
+  runtimeAt!: Date | null;
+
   @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true })
   deletedAt!: Date | null;
 

@@ -18,6 +18,26 @@ import {
   UpdatePbxConnectionDto,
 } from './pbx-connections.dto.js';
 import { PbxConnectionsService } from './pbx-connections.service.js';
+import { AsteriskSupervisor } from '../asterisk/asterisk-supervisor.service.js';
+
+const LIVE_STATES = ['connecting', 'connected', 'reconnecting', 'failed', 'standby', 'webhooks'] as const;
+
+class PbxConnectionStatusDto {
+  @ApiProperty({ format: 'uuid' }) connectionId!: string;
+  @ApiProperty({ example: 'asterisk' }) provider!: string;
+  @ApiProperty({
+    enum: LIVE_STATES,
+    description:
+      'Asterisk: the AMI connection as its holder last wrote it (standby: no instance holds it right now). ' +
+      'Webhook providers: `webhooks` (nothing is held open).',
+  })
+  state!: (typeof LIVE_STATES)[number];
+  @ApiProperty({ nullable: true, type: String, example: 'authentication failed: Authentication failed' })
+  reason!: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) since!: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'The instance holding the AMI connection' })
+  holder!: string | null;
+}
 
 class ResealResultDto {
   @ApiProperty() resealed!: number;
@@ -27,7 +47,10 @@ class ResealResultDto {
 @ApiTags('phone-system connections')
 @Controller()
 export class PbxConnectionsController {
-  constructor(private readonly connections: PbxConnectionsService) {}
+  constructor(
+    private readonly connections: PbxConnectionsService,
+    private readonly asterisk: AsteriskSupervisor,
+  ) {}
 
   @Get('api/v1/pbx-connections')
   @Access.tenant('admin', 'pbx:manage')
@@ -87,6 +110,33 @@ export class PbxConnectionsController {
   @ApiProblems(400, 404)
   async remove(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string): Promise<void> {
     await this.connections.remove(tenant, id);
+  }
+
+  @Get('api/v1/pbx-connections/:id/status')
+  @Access.tenant('admin', 'pbx:manage')
+  @ApiOperation({
+    summary: "The connection's live state (Asterisk: connected / reconnecting / standby / failed with the reason)",
+    operationId: 'getPbxConnectionStatus',
+  })
+  @ApiOkResponse({ type: PbxConnectionStatusDto })
+  @ApiProblems(400, 404)
+  async status(
+    @CurrentTenant() tenant: Tenant,
+    @Param('id', ParseUUIDPipe) id: string,
+  ): Promise<PbxConnectionStatusDto> {
+    const connection = await this.connections.get(tenant.companyId, id);
+    if (connection.provider !== 'asterisk') {
+      return {
+        connectionId: id,
+        provider: connection.provider,
+        state: 'webhooks',
+        reason: null,
+        since: null,
+        holder: null,
+      };
+    }
+    const live = await this.asterisk.status(tenant.companyId, id);
+    return { connectionId: id, provider: connection.provider, ...live };
   }
 
   @Post('api/v1/pbx-connections/:id/test')

@@ -1,0 +1,357 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { CallsService } from '../../calls/calls.service.js';
+import { APP_CONFIG } from '../../config/config.module.js';
+import type { ResolvedConfig } from '../../config/config.schema.js';
+import { DATABASE_URL } from '../../database/database.tokens.js';
+import { NotificationsService } from '../../database/notifications.service.js';
+import { PbxConnectionsService } from '../connections/pbx-connections.service.js';
+import { type OriginateRequest, type OriginateResult, PbxError, type ProviderCallStatus } from '../pbx-provider.js';
+import type { AmiConnectionState } from './ami-client.js';
+import { AsteriskSession } from './asterisk-session.js';
+import type { AmiGateway, AmiGatewayRef, AsteriskSecrets, AsteriskSettings } from './asterisk.driver.js';
+import { AMI_GATEWAY_REF } from '../pbx.tokens.js';
+
+/** The class id of our advisory locks (the second key is the connection's hash). */
+const LOCK_CLASS = 0x5342;
+const RPC_TOPIC = 'ami-rpc';
+const RPC_REPLY_TOPIC = 'ami-rpc-reply';
+
+/** One connection's live state as the status API shows it. */
+export interface AsteriskConnectionStatus {
+  state: Exclude<AmiConnectionState, 'stopped'> | 'standby';
+  reason: string | null;
+  since: string | null;
+  /** The instance holding the AMI connection, when one does. */
+  holder: string | null;
+}
+
+type Command =
+  | { op: 'originate'; request: OriginateRequest }
+  | { op: 'hangup'; providerCallId: string }
+  | { op: 'dtmf'; providerCallId: string; digits: string }
+  | { op: 'status'; providerCallId: string };
+
+/**
+ * Holds the company AMI connections: exactly one instance holds a given connection at a time
+ * (a PostgreSQL advisory lock keyed by the connection, on a session of its own: when the instance
+ * dies, its session ends and the lock with it). Every instance tries, every ASTERISK_LOCK_POLL_MS,
+ * to take the connections nobody holds, so a standby takes over within that period plus a login.
+ * The holder writes the connection's state (connected / reconnecting / failed with its reason)
+ * to the connection row with a heartbeat; any instance answers the status from there.
+ * Commands (originate, hangup, DTMF, status) go to the holder: locally, or through a PostgreSQL
+ * NOTIFY request/reply when another instance holds it.
+ */
+@Injectable()
+export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown, AmiGateway {
+  private readonly logger = new Logger(AsteriskSupervisor.name);
+  readonly instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly sessions = new Map<string, AsteriskSession>();
+  private readonly pendingReplies = new Map<
+    string,
+    (reply: { ok: boolean; value?: unknown; error?: { code: string; message: string } }) => void
+  >();
+  private lockClient: pg.Client | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(DATABASE_URL) private readonly databaseUrl: string,
+    @Inject(APP_CONFIG) private readonly config: ResolvedConfig,
+    private readonly connections: PbxConnectionsService,
+    private readonly calls: CallsService,
+    private readonly notifications: NotificationsService,
+    @Inject(AMI_GATEWAY_REF) gatewayRef: AmiGatewayRef,
+  ) {
+    gatewayRef.current = this;
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.config.ASTERISK_ENABLED) return;
+    this.notifications.on('pbx-connection', () => this.soon());
+    this.notifications.on(RPC_TOPIC, (payload) => void this.onRpc(payload));
+    this.notifications.on(RPC_REPLY_TOPIC, (payload) => this.onRpcReply(payload));
+    this.timer = setInterval(() => this.soon(), this.config.ASTERISK_LOCK_POLL_MS);
+    this.timer.unref();
+    this.soon();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.reconciling;
+    await Promise.all([...this.sessions.keys()].map((id) => this.release(id, 'instance stopping')));
+    await this.lockClient?.end().catch(() => undefined);
+    this.lockClient = null;
+  }
+
+  /** The connections this instance holds, with their state (for /health/ready). */
+  held(): { id: string; state: AmiConnectionState; reason: string | null }[] {
+    return [...this.sessions.entries()].map(([id, s]) => ({
+      id,
+      state: s.client.state,
+      reason: s.client.reason ?? null,
+    }));
+  }
+
+  async status(companyId: string, connectionId: string): Promise<AsteriskConnectionStatus> {
+    const [row] = (await this.dataSource.query(
+      `SELECT runtime_state, runtime_reason, runtime_holder, runtime_at,
+              runtime_at > now() - make_interval(secs => $3) AS fresh
+       FROM pbx_connections WHERE id = $1 AND company_id = $2`,
+      [connectionId, companyId, this.staleAfterSeconds],
+    )) as {
+      runtime_state: string | null;
+      runtime_reason: string | null;
+      runtime_holder: string | null;
+      runtime_at: Date | null;
+      fresh: boolean | null;
+    }[];
+    if (!row?.runtime_state || !row.fresh || row.runtime_state === 'stopped') {
+      return { state: 'standby', reason: 'no instance holds this connection right now', since: null, holder: null };
+    }
+    return {
+      state: row.runtime_state as Exclude<AmiConnectionState, 'stopped'>,
+      reason: row.runtime_reason,
+      since: row.runtime_at ? row.runtime_at.toISOString() : null,
+      holder: row.runtime_holder,
+    };
+  }
+
+  // --- AmiGateway: commands go to the holder ------------------------------------------------------
+
+  originate(connectionId: string, request: OriginateRequest): Promise<OriginateResult> {
+    return this.command(connectionId, { op: 'originate', request }) as Promise<OriginateResult>;
+  }
+
+  async hangup(connectionId: string, providerCallId: string): Promise<void> {
+    await this.command(connectionId, { op: 'hangup', providerCallId });
+  }
+
+  async sendDtmf(connectionId: string, providerCallId: string, digits: string): Promise<void> {
+    await this.command(connectionId, { op: 'dtmf', providerCallId, digits });
+  }
+
+  callStatus(connectionId: string, providerCallId: string): Promise<ProviderCallStatus> {
+    return this.command(connectionId, { op: 'status', providerCallId }) as Promise<ProviderCallStatus>;
+  }
+
+  private async command(connectionId: string, command: Command): Promise<unknown> {
+    const local = this.sessions.get(connectionId);
+    if (local) return this.run(local, command);
+    if (!this.config.ASTERISK_ENABLED) throw new PbxError('TRANSIENT', 'Asterisk connections are disabled here.');
+    // Another instance holds it: ask it, and wait for its answer.
+    const id = randomUUID();
+    const reply = new Promise<{ ok: boolean; value?: unknown; error?: { code: string; message: string } }>((resolve) =>
+      this.pendingReplies.set(id, resolve),
+    );
+    await this.dataSource.transaction((m) =>
+      this.notifications.notify(m, RPC_TOPIC, JSON.stringify({ id, connectionId, command })),
+    );
+    const timeout = new Promise<null>((resolve) =>
+      setTimeout(() => resolve(null), this.config.ASTERISK_COMMAND_TIMEOUT_MS).unref(),
+    );
+    const answer = await Promise.race([reply, timeout]);
+    this.pendingReplies.delete(id);
+    if (!answer) throw new PbxError('TRANSIENT', 'No instance holds this AMI connection right now.');
+    if (!answer.ok)
+      throw new PbxError((answer.error?.code ?? 'TRANSIENT') as PbxError['code'], answer.error?.message ?? 'failed');
+    return answer.value;
+  }
+
+  private run(session: AsteriskSession, command: Command): Promise<unknown> {
+    if (session.client.state !== 'connected') {
+      return Promise.reject(new PbxError('TRANSIENT', `The AMI connection is ${session.client.state}.`));
+    }
+    switch (command.op) {
+      case 'originate':
+        return session.originate(command.request);
+      case 'hangup':
+        return session.hangup(command.providerCallId);
+      case 'dtmf':
+        return session.sendDtmf(command.providerCallId, command.digits);
+      case 'status':
+        return session.status(command.providerCallId);
+    }
+  }
+
+  private async onRpc(payload: string): Promise<void> {
+    let request: { id: string; connectionId: string; command: Command };
+    try {
+      request = JSON.parse(payload) as typeof request;
+    } catch {
+      return;
+    }
+    const session = this.sessions.get(request.connectionId);
+    if (!session) return; // not ours: the holder answers
+    let reply: { id: string; ok: boolean; value?: unknown; error?: { code: string; message: string } };
+    try {
+      reply = { id: request.id, ok: true, value: (await this.run(session, request.command)) ?? null };
+    } catch (error) {
+      const e = error instanceof PbxError ? error : new PbxError('TRANSIENT', (error as Error).message);
+      reply = { id: request.id, ok: false, error: { code: e.code, message: e.message } };
+    }
+    await this.dataSource
+      .transaction((m) => this.notifications.notify(m, RPC_REPLY_TOPIC, JSON.stringify(reply)))
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'AMI command reply not sent'));
+  }
+
+  private onRpcReply(payload: string): void {
+    try {
+      const reply = JSON.parse(payload) as {
+        id: string;
+        ok: boolean;
+        value?: unknown;
+        error?: { code: string; message: string };
+      };
+      this.pendingReplies.get(reply.id)?.(reply);
+    } catch {
+      // not one of ours
+    }
+  }
+
+  // --- holding connections ------------------------------------------------------------------------
+
+  private get staleAfterSeconds(): number {
+    return Math.max(15, (this.config.ASTERISK_LOCK_POLL_MS * 3) / 1000);
+  }
+
+  private soon(): void {
+    if (this.stopped || this.reconciling) return;
+    this.reconciling = this.reconcile()
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'Asterisk reconcile failed'))
+      .finally(() => (this.reconciling = null));
+  }
+
+  /** Takes the connections nobody holds, lets go of those removed or changed, beats the heart. */
+  private async reconcile(): Promise<void> {
+    const client = await this.locks();
+    const rows = (await this.dataSource.query(
+      `SELECT p.id, p.updated_at FROM pbx_connections p JOIN companies c ON c.id = p.company_id
+       WHERE p.provider = 'asterisk' AND p.deleted_at IS NULL AND c.status = 'active'`,
+    )) as { id: string; updated_at: Date }[];
+    const wanted = new Map(rows.map((r) => [r.id, r.updated_at.getTime()]));
+    for (const [id, session] of this.sessions) {
+      const version = wanted.get(id);
+      if (version === undefined || !session.connection.version.startsWith(`${version}:`)) {
+        await this.release(id, version === undefined ? 'connection removed' : 'connection changed');
+      }
+    }
+    for (const id of wanted.keys()) {
+      if (this.stopped || this.sessions.has(id)) continue;
+      const [got] = (await client.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, id]))
+        .rows as { ok: boolean }[];
+      if (!got?.ok) continue;
+      try {
+        await this.hold(id);
+      } catch (error) {
+        this.logger.warn({ err: error, connectionId: id }, 'could not hold the AMI connection');
+        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id]).catch(() => undefined);
+      }
+    }
+    if (this.sessions.size > 0) {
+      await this.dataSource.query(
+        `UPDATE pbx_connections SET runtime_at = now() WHERE id = ANY($1::uuid[]) AND runtime_holder = $2`,
+        [[...this.sessions.keys()], this.instanceId],
+      );
+    }
+  }
+
+  private async hold(id: string): Promise<void> {
+    const [row] = (await this.dataSource.query('SELECT company_id FROM pbx_connections WHERE id = $1', [id])) as {
+      company_id: string;
+    }[];
+    if (!row) return;
+    const loaded = await this.connections.load(row.company_id, id);
+    const settings = this.connections.driverOf(loaded).settingsSchema.parse(loaded.settings) as AsteriskSettings;
+    const session = new AsteriskSession(
+      {
+        id,
+        companyId: loaded.companyId,
+        settings,
+        secrets: loaded.secrets as AsteriskSecrets,
+        version: loaded.version,
+      },
+      {
+        apply: (event) => this.calls.apply(event),
+        activeProviderCallIds: (companyId, connectionId) => this.calls.activeProviderCallIds(companyId, connectionId),
+        onState: (connectionId, state, reason) => void this.writeState(connectionId, state, reason),
+        warn: (message, details) => this.logger.warn(details, message),
+      },
+      {
+        pingIntervalMs: this.config.AMI_PING_INTERVAL_MS,
+        pingTimeoutMs: this.config.AMI_PING_TIMEOUT_MS,
+        reconnectMaxMs: this.config.AMI_RECONNECT_MAX_MS,
+        authRetryMs: this.config.AMI_AUTH_RETRY_MS,
+        originateTieMs: 3_000,
+      },
+    );
+    this.sessions.set(id, session);
+    this.logger.log({ connectionId: id, instance: this.instanceId }, 'holding the AMI connection');
+    await this.writeState(id, 'connecting', undefined);
+    session.start();
+  }
+
+  private async release(id: string, why: string): Promise<void> {
+    const session = this.sessions.get(id);
+    if (!session) return;
+    this.sessions.delete(id);
+    await session
+      .stop()
+      .catch((error: unknown) => this.logger.warn({ err: error, connectionId: id }, 'AMI stop failed'));
+    await this.dataSource
+      .query(
+        `UPDATE pbx_connections SET runtime_state = NULL, runtime_reason = $3, runtime_holder = NULL, runtime_at = now()
+         WHERE id = $1 AND runtime_holder = $2`,
+        [id, this.instanceId, why],
+      )
+      .catch(() => undefined);
+    await this.lockClient
+      ?.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id])
+      .catch(() => undefined);
+    this.logger.log({ connectionId: id, why }, 'released the AMI connection');
+  }
+
+  private async writeState(id: string, state: AmiConnectionState, reason: string | undefined): Promise<void> {
+    if (state === 'stopped' || !this.sessions.has(id)) return;
+    await this.dataSource
+      .query(
+        `UPDATE pbx_connections SET runtime_state = $2, runtime_reason = $3, runtime_holder = $4, runtime_at = now()
+         WHERE id = $1`,
+        [id, state, reason ?? null, this.instanceId],
+      )
+      .catch((error: unknown) => this.logger.warn({ err: error, connectionId: id }, 'AMI state not saved'));
+  }
+
+  /**
+   * The session our advisory locks live on. When it is lost, so are the locks: every held
+   * connection is let go at once (another instance may take it), then taken again if we can.
+   */
+  private async locks(): Promise<pg.Client> {
+    if (this.lockClient) return this.lockClient;
+    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'switchboard-ami-locks' });
+    const lost = () => {
+      if (this.lockClient !== client) return;
+      this.lockClient = null;
+      this.logger.warn('the advisory-lock session was lost: releasing the AMI connections held');
+      for (const id of [...this.sessions.keys()]) void this.release(id, 'lock session lost');
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    await client.connect();
+    this.lockClient = client;
+    return client;
+  }
+}
