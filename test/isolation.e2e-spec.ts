@@ -131,7 +131,7 @@ describe('tenant isolation', () => {
     'POST /api/v1/pbx-connections': () => ({
       provider: 'asterisk',
       name: unique('A pbx'),
-      settings: { host: '127.0.0.1', username: 'a-user' },
+      settings: { host: '127.0.0.1', port: 9, username: 'a-user' },
       secrets: { secret: 'a-secret' },
     }),
     'PATCH /api/v1/pbx-connections/{id}': () => ({ name: unique('Renamed by A'), secrets: { secret: 'set-by-a' } }),
@@ -318,19 +318,25 @@ describe('tenant isolation', () => {
 
   factories['pbx-connections'] = async (company) => {
     const name = unique('B pbx');
-    const host = `${unique('b-host')}.example.test`;
+    // A closed port on the loopback: the app's AMI supervisor tries it, and nothing leaves the machine.
+    const username = unique('b-ami-user');
     const res = await call(
       t,
       'POST',
       '/api/v1/pbx-connections',
       { token: company.owner.accessToken },
-      { provider: 'asterisk', name, settings: { host, username: 'b-user' }, secrets: { secret: 'b-secret-value' } },
+      {
+        provider: 'asterisk',
+        name,
+        settings: { host: '127.0.0.1', port: 9, username },
+        secrets: { secret: 'b-secret-value' },
+      },
     );
     expect(res.status).toBe(201);
     const connection = await json(res);
     return {
       id: connection.id,
-      needles: [connection.id, name, host],
+      needles: [connection.id, name, username],
       intact: async () => {
         const now = await call(t, 'GET', `/api/v1/pbx-connections/${connection.id}`, {
           token: company.owner.accessToken,

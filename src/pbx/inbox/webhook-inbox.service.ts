@@ -26,6 +26,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How long a processor holds a claimed row before another may take it (a crash lets go then). */
 const CLAIM_SECONDS = 60;
 const SWEEP_BATCH = 100;
+/** Rows waiting in memory for processing; more are left to the sweeper. */
+const MAX_QUEUED = 10_000;
 
 export interface IngestResult {
   duplicate: boolean;
@@ -57,6 +59,8 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
   private readonly inFlight = new Set<Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly queued: string[] = [];
+  private running = 0;
   /** Tests turn immediate processing off to stand for a crash between commit and processing. */
   processAfterCommit = true;
 
@@ -130,12 +134,33 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
     )) as { id: string }[];
     const inboxId = rows[0]?.id ?? null;
     // Committed (one statement): processing may start; the answer does not wait for it.
-    if (inboxId && this.processAfterCommit && !this.stopping) {
-      setImmediate(() => {
-        if (!this.stopping) this.track(this.process(inboxId));
-      });
-    }
+    if (inboxId && this.processAfterCommit && !this.stopping) this.schedule(inboxId);
     return { duplicate: inboxId === null, inboxId, ack: driver.webhookAck(route) };
+  }
+
+  /**
+   * Queues a committed row for processing. At most WEBHOOK_PROCESS_CONCURRENCY rows are processed
+   * at once, so the background work leaves the pool's other connections to the webhooks coming in
+   * (ingestion must stay fast; processing may lag). Past the queue's bound, rows wait for the
+   * sweeper instead of memory.
+   */
+  private schedule(id: string): void {
+    if (this.queued.length >= MAX_QUEUED) return;
+    this.queued.push(id);
+    this.drain();
+  }
+
+  private drain(): void {
+    while (!this.stopping && this.running < this.config.WEBHOOK_PROCESS_CONCURRENCY && this.queued.length > 0) {
+      const id = this.queued.shift()!;
+      this.running++;
+      this.track(
+        this.process(id).finally(() => {
+          this.running--;
+          this.drain();
+        }),
+      );
+    }
   }
 
   /** Claims a pending row and applies what it means; false when it was not claimable. */
