@@ -114,49 +114,77 @@ export class CallsService {
   ) {}
 
   async apply(event: CallEvent): Promise<ApplyResult> {
-    const agentId = event.agent
-      ? await this.agents.resolve(event.companyId, { provider: event.provider as never, ...event.agent })
-      : null;
-    const facts: CallFacts = {
-      eventKey: event.eventKey,
-      kind: event.kind,
-      at: event.at,
-      direction: event.direction,
-      from: event.from,
-      to: event.to,
-      callerName: event.callerName,
-      agentId: agentId ?? undefined,
-      endReason: event.endReason,
-      hangupCause: event.hangupCause,
-      recordingUrl: event.recordingUrl,
-    };
-    const callKey = `${event.connectionId ?? event.provider}:${event.providerCallId}`;
-    const result = await this.dataSource.transaction(async (m) => {
+    return (await this.applyAll([event]))[0]!;
+  }
+
+  /**
+   * Applies several events of ONE call (same company, connection and provider call id) in one
+   * transaction, in order: a phone system that sends a call's events together (a new channel and
+   * the dial to the agent) gets the screen pop after one commit instead of one per event.
+   */
+  async applyAll(events: readonly CallEvent[]): Promise<ApplyResult[]> {
+    const first = events[0];
+    if (!first) return [];
+    const callKey = `${first.connectionId ?? first.provider}:${first.providerCallId}`;
+    for (const e of events) {
+      if (e.companyId !== first.companyId || `${e.connectionId ?? e.provider}:${e.providerCallId}` !== callKey) {
+        throw new Error('applyAll takes the events of one call');
+      }
+    }
+    const facts: { facts: CallFacts; raw: unknown }[] = [];
+    for (const event of events) {
+      const agentId = event.agent
+        ? await this.agents.resolve(event.companyId, { provider: event.provider as never, ...event.agent })
+        : null;
+      facts.push({
+        raw: event.raw,
+        facts: {
+          eventKey: event.eventKey,
+          kind: event.kind,
+          at: event.at,
+          direction: event.direction,
+          from: event.from,
+          to: event.to,
+          callerName: event.callerName,
+          agentId: agentId ?? undefined,
+          endReason: event.endReason,
+          hangupCause: event.hangupCause,
+          recordingUrl: event.recordingUrl,
+        },
+      });
+    }
+    const results = await this.dataSource.transaction(async (m) => {
       await m.query(
         `INSERT INTO calls (id, company_id, provider, connection_id, provider_call_id, call_key, direction, status, started_at, state)
          VALUES (COALESCE($8::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, 'queued', $7, '{}')
          ON CONFLICT (company_id, call_key) DO NOTHING`,
         [
-          event.companyId,
-          event.provider,
-          event.connectionId ?? null,
-          event.providerCallId,
+          first.companyId,
+          first.provider,
+          first.connectionId ?? null,
+          first.providerCallId,
           callKey,
-          event.direction ?? 'inbound',
-          event.at,
-          event.callId ?? null,
+          first.direction ?? 'inbound',
+          first.at,
+          events.find((e) => e.callId)?.callId ?? null,
         ],
       );
       // Plain SQL on the hot path: a locked read without the ORM's hydration.
       const [row] = (await m.query('SELECT * FROM calls WHERE company_id = $1 AND call_key = $2 FOR UPDATE', [
-        event.companyId,
+        first.companyId,
         callKey,
       ])) as CallRow[];
-      const call = callFromRow(row!);
-      return this.merge(m, call, facts, event.raw);
+      let call = callFromRow(row!);
+      const out: ApplyResult[] = [];
+      for (const f of facts) {
+        const result = await this.merge(m, call, f.facts, f.raw);
+        call = result.call;
+        out.push(result);
+      }
+      return out;
     });
-    this.events.publish(result.events);
-    return result;
+    this.events.publish(results.flatMap((r) => r.events));
+    return results;
   }
 
   /** Applies facts to a call of the company known by id (assignment, manual updates). */
