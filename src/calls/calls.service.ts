@@ -157,7 +157,7 @@ export class CallsService {
       await m.query(
         `INSERT INTO calls (id, company_id, provider, connection_id, provider_call_id, call_key, direction, status, started_at, state)
          VALUES (COALESCE($8::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, 'queued', $7, '{}')
-         ON CONFLICT (company_id, call_key) DO NOTHING`,
+         ON CONFLICT DO NOTHING`,
         [
           first.companyId,
           first.provider,
@@ -169,12 +169,15 @@ export class CallsService {
           events.find((e) => e.callId)?.callId ?? null,
         ],
       );
+      // Any conflict is the same call made at the same moment by another event (same call key, or
+      // the same id a click-to-call gave it): no error, the locked read below finds it.
       // Plain SQL on the hot path: a locked read without the ORM's hydration.
       const [row] = (await m.query('SELECT * FROM calls WHERE company_id = $1 AND call_key = $2 FOR UPDATE', [
         first.companyId,
         callKey,
       ])) as CallRow[];
-      let call = callFromRow(row!);
+      if (!row) throw new Error(`call ${callKey} could not be created (its id is taken by another call)`);
+      let call = callFromRow(row);
       const out: ApplyResult[] = [];
       for (const f of facts) {
         const result = await this.merge(m, call, f.facts, f.raw);

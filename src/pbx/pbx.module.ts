@@ -42,7 +42,8 @@ export const DRIVERS: PbxDriver[] = createDrivers();
   ],
   controllers: [PbxConnectionsController, ProviderSetupController, WebhooksController, ClickToCallController],
   providers: [
-    { provide: AMI_GATEWAY_REF, useValue: {} satisfies AmiGatewayRef },
+    // One per application (a factory, not a shared value): tests run several apps in one process.
+    { provide: AMI_GATEWAY_REF, useFactory: (): AmiGatewayRef => ({}) },
     { provide: PBX_DRIVERS, useFactory: (ref: AmiGatewayRef) => createDrivers(ref), inject: [AMI_GATEWAY_REF] },
     AsteriskSupervisor,
     PbxRegistry,

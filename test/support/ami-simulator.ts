@@ -8,7 +8,9 @@ import { AmiParser, amiHeader, type AmiFields } from '../../src/pbx/asterisk/ami
  * server on 127.0.0.1 that sends the banner, answers Login / Ping / CoreShowChannels / Originate /
  * Hangup / PlayDTMF with the recorded responses (echoing the ActionID it receives), replays a
  * recorded event stream with its timing compressed, and can drop connections or send malformed
- * bytes on demand.
+ * bytes on demand. Opt-in, for the application's tests: what CoreShowChannels lists
+ * (setChannels, liveChannels) and a recorded session played as a script, each action the
+ * application sends answered with what followed it in the recording (script).
  */
 
 export const AMI_FIXTURES_DIR = fileURLToPath(new URL('../fixtures/ami/', import.meta.url));
@@ -112,6 +114,13 @@ export class AmiSimulator {
   private frozen = false;
   private readonly responseDelays = new Map<string, number>();
   private readonly delayed = new Set<NodeJS.Timeout>();
+  /** What CoreShowChannels lists (setChannels); undefined: the recorded answer. */
+  private channels: AmiFields[] | undefined;
+  /** Scripted answers per action (lower case), consumed in order (script()). */
+  private readonly scripts = new Map<string, ScriptStep[]>();
+  private speedupOfScripts = 100;
+  /** Bumped by stop(): scripted replays still running give up. */
+  private generation = 0;
 
   constructor(options: AmiSimulatorOptions = {}) {
     this.username = options.username ?? 'cti';
@@ -142,6 +151,7 @@ export class AmiSimulator {
   }
 
   async stop(): Promise<void> {
+    this.generation++;
     for (const t of this.delayed) clearTimeout(t);
     this.delayed.clear();
     for (const c of this.clients) c.socket.destroy();
@@ -189,13 +199,66 @@ export class AmiSimulator {
   }
 
   /**
+   * What CoreShowChannels answers from now on: `Response: Success` (EventList start), one
+   * `CoreShowChannel` per entry (fields without ActionID: it is added, after `Event`), then
+   * `CoreShowChannelsComplete` with `ListItems`. `[]`: nothing is live. `undefined` (the
+   * default): the recorded answer (the click-to-call's two channels). See liveChannels().
+   */
+  setChannels(channels: AmiFields[] | undefined): void {
+    this.channels = channels?.map((c) => c.filter(([k]) => k !== 'ActionID'));
+  }
+
+  /**
+   * Plays a fixture's recorded actions as a script: from now on, each action the fixture sent
+   * (but Login, Logoff, Ping and CoreShowChannels) is answered, in the recorded order per action
+   * name, with its recorded response and then the events that followed it in the recording until
+   * the next action (timing divided by `speedup`), the recorded ActionID replaced by the one
+   * received, and so the values of the variables the recorded action set (`Variable: NAME=value`,
+   * e.g. CTI_REQUEST_ID) by the received action's values for the same names. Events go to every
+   * logged-in client, as Asterisk sends them. Once a script is used up, the action gets the plain
+   * recorded response again. Without a script nothing of this happens (the default).
+   */
+  script(fixture: AmiFixture, options: { speedup?: number } = {}): void {
+    this.speedupOfScripts = options.speedup ?? 100;
+    const items = timeline(fixture);
+    const sentAt = items.map((item, i) => (item.sent ? i : -1)).filter((i) => i >= 0);
+    for (const [n, index] of sentAt.entries()) {
+      const sent = items[index]!.sent!;
+      const action = (amiHeader(sent, 'Action') ?? '').toLowerCase();
+      if (UNSCRIPTED.has(action)) continue;
+      const actionId = amiHeader(sent, 'ActionID');
+      const end = sentAt[n + 1] ?? items.length;
+      const messages = items
+        .slice(index + 1, end)
+        .filter((item): item is { t: number; fields: AmiFields } => item.fields !== undefined)
+        .filter((item) => {
+          const id = amiHeader(item.fields, 'ActionID');
+          return id === undefined ? isEvent(item.fields) : id === actionId;
+        });
+      const steps = this.scripts.get(action) ?? [];
+      steps.push({ t: items[index]!.t, sent, messages });
+      this.scripts.set(action, steps);
+    }
+  }
+
+  /** Drops the scripts left (the actions get the plain recorded responses again). */
+  clearScripts(): void {
+    this.scripts.clear();
+  }
+
+  /**
    * Replays the event stream of a fixture to every logged-in client, its `t` offsets divided by
    * `speedup`; events of the same `t` go in one write. With `dropAfter`, the connections are
-   * dropped once that many events have been written. Resolves with the number of events written.
+   * dropped once that many events have been written. With `from`, the replay starts at that
+   * event (the rest of a replay cut by `dropAfter`). Resolves with the number of events written.
    */
-  async replay(fixture: AmiFixture, options: { speedup?: number; dropAfter?: number } = {}): Promise<number> {
+  async replay(
+    fixture: AmiFixture,
+    options: { speedup?: number; dropAfter?: number; from?: number } = {},
+  ): Promise<number> {
     const speedup = options.speedup ?? 100;
-    const events = replayableEvents(fixture);
+    // `from`: skip the first events (to finish a replay cut by `dropAfter`).
+    const events = replayableEvents(fixture).slice(options.from ?? 0);
     let written = 0;
     let i = 0;
     let lastT = events[0]?.t ?? 0;
@@ -326,6 +389,15 @@ export class AmiSimulator {
       client.socket.end();
       return;
     }
+    if (action === 'coreshowchannels' && this.channels !== undefined) {
+      this.respondChannels(client, actionId, this.channels);
+      return;
+    }
+    const step = this.scripts.get(action)?.shift();
+    if (step) {
+      void this.playStep(client, fields, step);
+      return;
+    }
     const recorded = this.recordedResponse(action);
     if (!recorded) {
       this.respond(
@@ -343,6 +415,53 @@ export class AmiSimulator {
         message.map(([k, v]): [string, string] => [k, k === 'ActionID' && actionId !== undefined ? actionId : v]),
       );
     }
+  }
+
+  private respondChannels(client: Client, actionId: string | undefined, channels: AmiFields[]): void {
+    const id: AmiFields = actionId === undefined ? [] : [['ActionID', actionId]];
+    this.respond(client, [['Response', 'Success'], ...id, ['EventList', 'start'], ['Message', 'Channels will follow']]);
+    for (const channel of channels) this.respond(client, [channel[0]!, ...id, ...channel.slice(1)]);
+    this.respond(client, [
+      ['Event', 'CoreShowChannelsComplete'],
+      ...id,
+      ['EventList', 'Complete'],
+      ['ListItems', String(channels.length)],
+    ]);
+  }
+
+  /** One scripted answer: the response to the client at once, then the events, in time. */
+  private async playStep(client: Client, received: AmiFields, step: ScriptStep): Promise<void> {
+    const generation = this.generation;
+    const replace = new Map<string, string>();
+    const recordedId = amiHeader(step.sent, 'ActionID');
+    const receivedId = amiHeader(received, 'ActionID');
+    if (recordedId !== undefined && receivedId !== undefined) replace.set(recordedId, receivedId);
+    const now = variables(received);
+    for (const [name, value] of variables(step.sent)) {
+      const value2 = now.get(name);
+      if (value2 !== undefined) replace.set(value, value2);
+    }
+    const rewrite = (fields: AmiFields): AmiFields =>
+      fields.map(([k, v]): [string, string] => [k, replace.get(v) ?? v]);
+    let lastT = step.t;
+    let batch = '';
+    const flush = () => {
+      if (batch) this.sendRaw(batch);
+      batch = '';
+    };
+    for (const message of step.messages) {
+      if (message.t > lastT) {
+        flush();
+        await new Promise((r) => setTimeout(r, (message.t - lastT) / this.speedupOfScripts));
+        lastT = message.t;
+      }
+      if (generation !== this.generation || this.frozen) return;
+      if (message.fields[0]?.[0] === 'Response') {
+        flush();
+        this.respond(client, rewrite(message.fields));
+      } else batch += serializeAmi(rewrite(message.fields));
+    }
+    flush();
   }
 
   /** The recorded answer to an action: its response and, for a list, the list's events. */
@@ -365,4 +484,82 @@ export class AmiSimulator {
 /** An event of an action's list (CoreShowChannel…, …Complete), not an async event like OriginateResponse. */
 function isListEvent(fields: AmiFields): boolean {
   return isEvent(fields) && fields[0]![1] !== 'OriginateResponse';
+}
+
+/** Actions never scripted: the connection's own (login, keepalive) and the resync's list. */
+const UNSCRIPTED = new Set(['login', 'logoff', 'ping', 'coreshowchannels']);
+
+interface ScriptStep {
+  /** When the action was sent in the recording. */
+  t: number;
+  sent: AmiFields;
+  /** Its response and the events up to the next action, with their times. */
+  messages: Array<{ t: number; fields: AmiFields }>;
+}
+
+/** The `Variable: NAME=value[,NAME2=value2]` pairs of an action. */
+function variables(fields: AmiFields): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of fields) {
+    if (k !== 'Variable') continue;
+    for (const pair of v.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) out.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+  }
+  return out;
+}
+
+/** The channel fields a CoreShowChannel entry carries, in Asterisk's order. */
+const CHANNEL_KEYS = [
+  'Channel',
+  'ChannelState',
+  'ChannelStateDesc',
+  'CallerIDNum',
+  'CallerIDName',
+  'ConnectedLineNum',
+  'ConnectedLineName',
+  'Language',
+  'AccountCode',
+  'Context',
+  'Exten',
+  'Priority',
+  'Uniqueid',
+  'Linkedid',
+] as const;
+
+/**
+ * The channels live after the first `count` replayable events of a fixture (all of them when
+ * omitted), as CoreShowChannel entries (for setChannels): a channel is live from its Newchannel
+ * to its Hangup, with the latest snapshot of it an event carried (state, caller, connected line),
+ * and the bridge it is in. What a reconnecting client should find after replay({ dropAfter }).
+ */
+export function liveChannels(fixture: AmiFixture, count?: number): AmiFields[] {
+  const live = new Map<string, { fields: Map<string, string>; bridge: string }>();
+  for (const { fields } of replayableEvents(fixture).slice(0, count)) {
+    const name = amiHeader(fields, 'Event');
+    const uniqueid = amiHeader(fields, 'Uniqueid');
+    if (!uniqueid) continue;
+    if (name === 'Newchannel') live.set(uniqueid, { fields: new Map(), bridge: '' });
+    const channel = live.get(uniqueid);
+    if (!channel) continue;
+    if (name === 'Hangup') {
+      live.delete(uniqueid);
+      continue;
+    }
+    for (const key of CHANNEL_KEYS) {
+      const value = amiHeader(fields, key);
+      if (value !== undefined) channel.fields.set(key, value);
+    }
+    if (name === 'BridgeEnter') channel.bridge = amiHeader(fields, 'BridgeUniqueid') ?? '';
+    if (name === 'BridgeLeave') channel.bridge = '';
+  }
+  return [...live.values()].map(({ fields, bridge }) => [
+    ['Event', 'CoreShowChannel'],
+    ...CHANNEL_KEYS.map((k): [string, string] => [k, fields.get(k) ?? '']),
+    ['Application', ''],
+    ['ApplicationData', ''],
+    ['Duration', '00:00:01'],
+    ['BridgeId', bridge],
+  ]);
 }

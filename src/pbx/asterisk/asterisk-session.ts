@@ -11,6 +11,8 @@ import type { AsteriskSecrets, AsteriskSettings } from './asterisk.driver.js';
 /** What a session needs from the application: applying call events and reading the open calls. */
 export interface SessionSink {
   apply(event: CallEvent): Promise<unknown>;
+  /** Several events of one call, in one transaction. */
+  applyAll(events: CallEvent[]): Promise<unknown>;
   activeProviderCallIds(companyId: string, connectionId: string): Promise<string[]>;
   onState(connectionId: string, state: AmiConnectionState, reason: string | undefined): void;
   warn(message: string, details: Record<string, unknown>): void;
@@ -40,6 +42,9 @@ export class AsteriskSession {
   /** Linkedid → its live channels. */
   private readonly channels = new Map<string, Map<string, string>>();
   private queue: Promise<void> = Promise.resolve();
+  /** Mapped events waiting for the next flush, in order. */
+  private readonly pending: CallEvent[] = [];
+  private flushQueued = false;
   private readonly tieWaiters = new Map<string, () => void>();
 
   constructor(
@@ -66,7 +71,7 @@ export class AsteriskSession {
       pingTimeoutMs: timing.pingTimeoutMs,
       backoff: { maxMs: timing.reconnectMaxMs },
       authRetryMs: timing.authRetryMs,
-      onEvent: (fields, at) => this.enqueue(() => this.onEvent(fields, at)),
+      onEvent: (fields, at) => this.onEvent(fields, at),
       onState: (state, reason) => sink.onState(connection.id, state, reason),
       onConnected: () => this.enqueue(() => this.resync()),
       onWarning: (w) => sink.warn('AMI input skipped', { connectionId: connection.id, ...w }),
@@ -190,13 +195,48 @@ export class AsteriskSession {
     return next;
   }
 
-  private async onEvent(fields: AmiFields, at: Date): Promise<void> {
+  /**
+   * Maps an event as it arrives (in order) and queues what it means. The events of one TCP read
+   * arrive together; the flush that follows applies each run of one call's events in one
+   * transaction (a caller's new channel and the dial to the agent: one commit, one screen pop).
+   */
+  private onEvent(fields: AmiFields, at: Date): void {
     this.track(fields);
     const events = this.mapper.map(fields, at);
     for (const actionId of [...this.tieWaiters.keys()]) {
       if (this.mapper.linkedidOf(actionId) || isOriginateResponse(fields, actionId)) this.tieWaiters.get(actionId)!();
     }
-    for (const e of events) await this.sink.apply(this.canonical(e));
+    if (events.length === 0) return;
+    for (const e of events) this.pending.push(this.canonical(e));
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      void this.enqueue(() => this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.flushQueued = false;
+    const batch = this.pending.splice(0);
+    let i = 0;
+    while (i < batch.length) {
+      const key = batch[i]!.providerCallId;
+      let j = i + 1;
+      while (j < batch.length && batch[j]!.providerCallId === key) j++;
+      const group = batch.slice(i, j);
+      // One more try after a moment (a failover, a lost connection): AMI will not send them again.
+      await this.sink
+        .applyAll(group)
+        .catch(() => new Promise((r) => setTimeout(r, 200)).then(() => this.sink.applyAll(group)))
+        .catch((error: unknown) =>
+          this.sink.warn('AMI call events not applied', {
+            connectionId: this.connection.id,
+            providerCallId: key,
+            eventKeys: group.map((e) => e.eventKey),
+            err: error,
+          }),
+        );
+      i = j;
+    }
   }
 
   /** Keeps the live channels of each call (names for Hangup and PlayDTMF). */

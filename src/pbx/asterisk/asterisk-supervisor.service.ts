@@ -61,6 +61,8 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     string,
     (reply: { ok: boolean; value?: unknown; error?: { code: string; message: string } }) => void
   >();
+  /** Per connection: the last of its runtime-row writes, the next one waits for it (see writeState). */
+  private readonly runtimeWrites = new Map<string, Promise<void>>();
   private lockClient: pg.Client | null = null;
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | null = null;
@@ -93,8 +95,10 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     clearInterval(this.timer);
     await this.reconciling;
     await Promise.all([...this.sessions.keys()].map((id) => this.release(id, 'instance stopping')));
-    await this.lockClient?.end().catch(() => undefined);
+    // Ours to end: not a lost session.
+    const client = this.lockClient;
     this.lockClient = null;
+    await client?.end().catch(() => undefined);
   }
 
   /** The connections this instance holds, with their state (for /health/ready). */
@@ -286,6 +290,7 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
       },
       {
         apply: (event) => this.calls.apply(event),
+        applyAll: (events) => this.calls.applyAll(events),
         activeProviderCallIds: (companyId, connectionId) => this.calls.activeProviderCallIds(companyId, connectionId),
         onState: (connectionId, state, reason) => void this.writeState(connectionId, state, reason),
         warn: (message, details) => this.logger.warn(details, message),
@@ -311,28 +316,57 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     await session
       .stop()
       .catch((error: unknown) => this.logger.warn({ err: error, connectionId: id }, 'AMI stop failed'));
-    await this.dataSource
-      .query(
-        `UPDATE pbx_connections SET runtime_state = NULL, runtime_reason = $3, runtime_holder = NULL, runtime_at = now()
+    // After the session's own state writes still on their way (see writeState).
+    await this.serialized(id, () =>
+      this.dataSource
+        .query(
+          `UPDATE pbx_connections SET runtime_state = NULL, runtime_reason = $3, runtime_holder = NULL, runtime_at = now()
          WHERE id = $1 AND runtime_holder = $2`,
-        [id, this.instanceId, why],
-      )
-      .catch(() => undefined);
+          [id, this.instanceId, why],
+        )
+        .catch(() => undefined),
+    );
     await this.lockClient
       ?.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id])
       .catch(() => undefined);
     this.logger.log({ connectionId: id, why }, 'released the AMI connection');
   }
 
-  private async writeState(id: string, state: AmiConnectionState, reason: string | undefined): Promise<void> {
-    if (state === 'stopped' || !this.sessions.has(id)) return;
-    await this.dataSource
-      .query(
-        `UPDATE pbx_connections SET runtime_state = $2, runtime_reason = $3, runtime_holder = $4, runtime_at = now()
+  /**
+   * Fix (e2e test/asterisk.e2e-spec.ts): the state changes of a connection come in bursts
+   * (connecting → connected within a few ms) and were written fire-and-forget, each UPDATE on
+   * whichever pooled connection was free, so they could commit out of order: the row kept
+   * 'connecting' while the session was connected (the status API said so for good, nothing else
+   * being written until the next change). The writes of a connection now go one after another,
+   * in the order the states changed; release() writes through the same chain.
+   */
+  private writeState(id: string, state: AmiConnectionState, reason: string | undefined): Promise<void> {
+    if (state === 'stopped' || !this.sessions.has(id)) return Promise.resolve();
+    return this.serialized(id, () =>
+      this.dataSource
+        .query(
+          `UPDATE pbx_connections SET runtime_state = $2, runtime_reason = $3, runtime_holder = $4, runtime_at = now()
          WHERE id = $1`,
-        [id, state, reason ?? null, this.instanceId],
-      )
-      .catch((error: unknown) => this.logger.warn({ err: error, connectionId: id }, 'AMI state not saved'));
+          [id, state, reason ?? null, this.instanceId],
+        )
+        .then(
+          () => undefined,
+          (error: unknown) => this.logger.warn({ err: error, connectionId: id }, 'AMI state not saved'),
+        ),
+    );
+  }
+
+  /** Runs a write of the connection's runtime row after the ones before it. */
+  private serialized(id: string, write: () => Promise<unknown>): Promise<void> {
+    const next = (this.runtimeWrites.get(id) ?? Promise.resolve()).then(write).then(
+      () => undefined,
+      () => undefined,
+    );
+    this.runtimeWrites.set(id, next);
+    void next.then(() => {
+      if (this.runtimeWrites.get(id) === next) this.runtimeWrites.delete(id);
+    });
+    return next;
   }
 
   /**

@@ -96,6 +96,8 @@ export class PbxConnectionsService implements OnModuleInit {
       });
       const out = await m.getRepository(PbxConnectionEntity).save(row);
       await this.record(m, tenant, 'pbx_connection.created', out, { provider: out.provider, name: out.name });
+      // Instances holding live connections (Asterisk) pick a new one up at once.
+      await this.notifications.notify(m, TOPIC, out.id);
       return out;
     });
     return this.toDto(saved);
