@@ -26,6 +26,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How long a processor holds a claimed row before another may take it (a crash lets go then). */
 const CLAIM_SECONDS = 60;
 const SWEEP_BATCH = 100;
+/** Rows one worker claims and marks together. */
+const PROCESS_BATCH = 50;
 /** Rows waiting in memory for processing; more are left to the sweeper. */
 const MAX_QUEUED = 10_000;
 
@@ -152,10 +154,10 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
 
   private drain(): void {
     while (!this.stopping && this.running < this.config.WEBHOOK_PROCESS_CONCURRENCY && this.queued.length > 0) {
-      const id = this.queued.shift()!;
+      const ids = this.queued.splice(0, PROCESS_BATCH);
       this.running++;
       this.track(
-        this.process(id).finally(() => {
+        this.processMany(ids).finally(() => {
           this.running--;
           this.drain();
         }),
@@ -165,35 +167,51 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
 
   /** Claims a pending row and applies what it means; false when it was not claimable. */
   async process(id: string): Promise<boolean> {
+    return (await this.processMany([id])) > 0;
+  }
+
+  /**
+   * Claims the pending rows among `ids` (one UPDATE), applies each in order, and marks those
+   * done in one UPDATE: three commits per batch instead of per row. A row that fails is put back
+   * with its error and a backoff (2^attempts s, at most 10 minutes), or marked failed. Returns how
+   * many rows were claimed.
+   */
+  async processMany(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
     // An UPDATE … RETURNING answers [rows, affected count] through TypeORM.
-    const [rows] = (await this.dataSource.query(
+    const [claimed] = (await this.dataSource.query(
       `UPDATE webhook_inbox SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $2)
-       WHERE id = $1 AND status = 'pending' AND (locked_until IS NULL OR locked_until < now())
-       RETURNING id, company_id, connection_id, provider, kind, event_id, payload, attempts`,
-      [id, CLAIM_SECONDS],
-    )) as [ClaimedRow[], number];
-    const claimed = rows[0];
-    if (!claimed) return false;
-    try {
-      await this.apply(claimed);
+       WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (locked_until IS NULL OR locked_until < now())
+       RETURNING id, company_id, connection_id, provider, kind, event_id, payload, attempts, received_at`,
+      [ids, CLAIM_SECONDS],
+    )) as [(ClaimedRow & { received_at: Date })[], number];
+    // In the order they were received (a call's events in the order the provider sent them).
+    claimed.sort((a, b) => a.received_at.getTime() - b.received_at.getTime());
+    const done: string[] = [];
+    for (const row of claimed) {
+      try {
+        await this.apply(row);
+        done.push(row.id);
+      } catch (error) {
+        const message = (error as Error).message.slice(0, 500);
+        const failed = row.attempts >= this.config.WEBHOOK_MAX_ATTEMPTS;
+        this.logger.warn({ err: error, inboxId: row.id, attempts: row.attempts, failed }, 'webhook processing failed');
+        await this.dataSource.query(
+          `UPDATE webhook_inbox SET status = $2, last_error = $3,
+             locked_until = now() + make_interval(secs => least(600, power(2, attempts)))
+           WHERE id = $1`,
+          [row.id, failed ? 'failed' : 'pending', message],
+        );
+      }
+    }
+    if (done.length > 0) {
       await this.dataSource.query(
         `UPDATE webhook_inbox SET status = 'processed', processed_at = now(), locked_until = NULL, last_error = NULL
-         WHERE id = $1`,
-        [id],
-      );
-    } catch (error) {
-      const message = (error as Error).message.slice(0, 500);
-      const failed = claimed.attempts >= this.config.WEBHOOK_MAX_ATTEMPTS;
-      this.logger.warn({ err: error, inboxId: id, attempts: claimed.attempts, failed }, 'webhook processing failed');
-      // Next attempt after 2^attempts seconds (at most 10 minutes).
-      await this.dataSource.query(
-        `UPDATE webhook_inbox SET status = $2, last_error = $3,
-           locked_until = now() + make_interval(secs => least(600, power(2, attempts)))
-         WHERE id = $1`,
-        [id, failed ? 'failed' : 'pending', message],
+         WHERE id = ANY($1::uuid[])`,
+        [done],
       );
     }
-    return true;
+    return claimed.length;
   }
 
   /** Processes rows left pending (older than WEBHOOK_SWEEP_AFTER_MS, not held); returns how many. */
@@ -208,9 +226,8 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
          ORDER BY received_at LIMIT $2`,
         [this.config.WEBHOOK_SWEEP_AFTER_MS / 1000, SWEEP_BATCH],
       )) as { id: string }[];
-      for (const r of rows) {
-        if (this.stopping) break;
-        if (await this.process(r.id)) done++;
+      for (let i = 0; i < rows.length && !this.stopping; i += PROCESS_BATCH) {
+        done += await this.processMany(rows.slice(i, i + PROCESS_BATCH).map((r) => r.id));
       }
     } catch (error) {
       if (!this.stopping) this.logger.warn({ err: error }, 'webhook inbox sweep failed');
