@@ -93,6 +93,7 @@ describe('tenant isolation', () => {
   /** An agent of A, for bodies that name one. */
   let aAgentId = '';
   let twilio: TwilioFake;
+  let aTwilioId = '';
 
   /** Plausible valid bodies, by `METHOD path`; a route without one is sent `{}`. */
   const bodies: Record<string, () => unknown> = {
@@ -136,7 +137,8 @@ describe('tenant isolation', () => {
     }),
     'PATCH /api/v1/pbx-connections/{id}': () => ({ name: unique('Renamed by A'), secrets: { secret: 'set-by-a' } }),
     'POST /api/v1/calls/{id}/dtmf': () => ({ digits: '123#' }),
-    'POST /api/v1/calls/click-to-call': () => ({ to: '+15551230009', agentId: aAgentId }),
+    // Through A's Twilio connection (A also has Asterisk connections that could place calls).
+    'POST /api/v1/calls/click-to-call': () => ({ to: '+15551230009', agentId: aAgentId, connectionId: aTwilioId }),
     'POST /api/v1/user-mappings/batch': () => ({
       mappings: [{ provider: 'twilio', externalId: unique('a-ext'), crmUserId: unique('a-crm') }],
     }),
@@ -416,6 +418,7 @@ describe('tenant isolation', () => {
       },
     );
     expect(conn.status).toBe(201);
+    aTwilioId = (await json(conn)).id;
     const mapping = await call(
       t,
       'POST',

@@ -22,7 +22,11 @@ describe('operations: health, metrics, OpenAPI', () => {
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.status).toBe('ok');
-    expect(body.details).toEqual({ database: expect.objectContaining({ status: 'up' }) });
+    // The AMI connections this instance holds are listed, for information (none here).
+    expect(body.details).toEqual({
+      database: expect.objectContaining({ status: 'up' }),
+      asterisk: { status: 'up', held: 0, connections: [] },
+    });
   });
 
   it('GET /metrics exposes HTTP durations by route template, process and pool metrics', async () => {

@@ -46,7 +46,7 @@ describe('phone-system connections', () => {
       },
       secretsSet: ['secret'],
       webhookUrls: {},
-      capabilities: { originate: false },
+      capabilities: { originate: true, hangup: true, dtmf: true, status: true },
     });
     expect(JSON.stringify(body)).not.toContain('ctisecret');
     const got = await json(await call(t, 'GET', `/api/v1/pbx-connections/${body.id}`, owner()));

@@ -189,6 +189,7 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
     claimed.sort((a, b) => a.received_at.getTime() - b.received_at.getTime());
     const done: string[] = [];
     for (const row of claimed) {
+      await this.yieldToRequests();
       try {
         await this.apply(row);
         done.push(row.id);
@@ -212,6 +213,18 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
       );
     }
     return claimed.length;
+  }
+
+  /**
+   * Background work gives way to requests: while queries wait for a connection of the pool (a
+   * burst of incoming webhooks), the next row waits a little (at most about a second), so the
+   * answers keep their latency and the processing catches up once the burst is over.
+   */
+  private async yieldToRequests(): Promise<void> {
+    const pool = (this.dataSource.driver as unknown as { master?: { waitingCount: number } }).master;
+    for (let i = 0; i < 100 && !this.stopping && (pool?.waitingCount ?? 0) > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** Processes rows left pending (older than WEBHOOK_SWEEP_AFTER_MS, not held); returns how many. */
