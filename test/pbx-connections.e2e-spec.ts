@@ -128,6 +128,18 @@ describe('phone-system connections', () => {
       'validation-failed',
     );
     expect(badPort.errors[0].field).toBe('settings.port');
+    const pattern = await expectProblem(
+      await call(t, 'PATCH', `/api/v1/pbx-connections/${created.id}`, owner(), {
+        settings: { agentExtensionPattern: '(a+)+$' },
+      }),
+      400,
+      'validation-failed',
+    );
+    expect(pattern.errors[0].field).toBe('settings.agentExtensionPattern');
+    const agents = await call(t, 'PATCH', `/api/v1/pbx-connections/${created.id}`, owner(), {
+      settings: { agentExtensionPattern: '^1\\d{3}$' },
+    });
+    expect((await json(agents)).settings.agentExtensionPattern).toBe('^1\\d{3}$');
     const injected = await expectProblem(
       await call(t, 'PATCH', `/api/v1/pbx-connections/${created.id}`, owner(), {
         secrets: { secret: 'x\r\nAction: Originate' },

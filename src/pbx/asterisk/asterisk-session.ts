@@ -39,6 +39,7 @@ const LOST = 'lost during disconnect';
 export class AsteriskSession {
   readonly client: AmiClient;
   private readonly mapper: AmiCallMapper;
+  private readonly isAgentChannel: (channel: string) => boolean;
   /** Linkedid → its live channels. */
   private readonly channels = new Map<string, Map<string, string>>();
   private queue: Promise<void> = Promise.resolve();
@@ -60,7 +61,15 @@ export class AsteriskSession {
     clientOptions: Partial<AmiClientOptions> = {},
   ) {
     const s = connection.settings;
-    this.mapper = new AmiCallMapper({ requestIdVariable: s.requestIdVariable });
+    const agentPattern = new RegExp(s.agentExtensionPattern);
+    this.isAgentChannel = (channel: string) => {
+      const peer = channelPeer(channel);
+      return peer !== undefined && agentPattern.test(peer);
+    };
+    this.mapper = new AmiCallMapper({
+      requestIdVariable: s.requestIdVariable,
+      isAgentExtension: (peer) => agentPattern.test(peer),
+    });
     this.client = new AmiClient({
       host: s.host,
       port: s.port,
@@ -155,7 +164,7 @@ export class AsteriskSession {
   /** PlayDTMF on the customer's leg (the live channel that is not an agent's), digit by digit. */
   async sendDtmf(providerCallId: string, digits: string): Promise<void> {
     const live = [...(this.channels.get(providerCallId)?.values() ?? [])];
-    const customer = live.find((c) => !isAgentChannel(c)) ?? live[live.length - 1];
+    const customer = live.find((c) => !this.isAgentChannel(c)) ?? live[live.length - 1];
     if (!customer) throw new PbxError('NOT_FOUND', 'Asterisk has no live channel for this call.');
     for (const digit of digits) {
       await this.client
@@ -307,11 +316,11 @@ export class AsteriskSession {
       });
     }
     for (const [linkedid, legs] of live) {
-      const agentLeg = legs.find((l) => isAgentChannel(l.channel));
+      const agentLeg = legs.find((l) => this.isAgentChannel(l.channel));
       const agentExtension = agentLeg ? channelPeer(agentLeg.channel) : undefined;
       const answered = legs.length >= 2 && legs.every((l) => amiHeader(l.fields, 'ChannelStateDesc') === 'Up');
       const first = legs.find((l) => l.uniqueid === linkedid) ?? legs[0]!;
-      const direction: CallDirection = isAgentChannel(first.channel) ? 'outbound' : 'inbound';
+      const direction: CallDirection = this.isAgentChannel(first.channel) ? 'outbound' : 'inbound';
       this.mapper.adopt(
         linkedid,
         legs.map((l) => l.uniqueid),
@@ -347,11 +356,6 @@ export class AsteriskSession {
 function phone(value: string | undefined): string | undefined {
   if (!value || value === '<unknown>' || !/^\+?\d+$/.test(value)) return undefined;
   return toE164(value) ?? value;
-}
-
-function isAgentChannel(channel: string): boolean {
-  const peer = channelPeer(channel);
-  return peer !== undefined && /^\d{2,8}$/.test(peer);
 }
 
 function isOriginateResponse(fields: AmiFields, actionId: string): boolean {

@@ -25,6 +25,17 @@ import { amiHeader, AmiParser } from './ami-parser.js';
  * status go through the AMI connection the supervisor holds (asterisk-supervisor.service.ts).
  * AMI reference: https://docs.asterisk.org/Asterisk_22_Documentation/API_Documentation/AMI_Actions/Login/
  */
+/** A tenant's pattern: compiles, and has no constructs known for catastrophic backtracking. */
+function isSafeRegExp(value: string): boolean {
+  if (/\(\?[=!<]|\\[1-9]|\)[*+]|[*+]\)[*+{]/.test(value)) return false;
+  try {
+    new RegExp(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** AMI is line-based: a line break in a value would inject an action. */
 const NO_NEWLINES = /^[^\r\n]*$/;
 const NO_QUOTES = /^[^\r\n"<>]*$/;
@@ -38,6 +49,18 @@ export const asteriskSettingsSchema = z
     context: z.string().trim().min(1).max(80).default('from-internal'),
     /** The agent's channel to originate from; `{extension}` is replaced by the agent's extension. */
     agentChannel: z.string().trim().min(1).max(120).default('PJSIP/{extension}'),
+    /**
+     * How an agent is recognised from a channel: the peer of `PJSIP/<peer>-…`, `SIP/<peer>-…` or
+     * `Local/<peer>@…` matching this pattern is an agent extension (matched to agents' extensions).
+     */
+    agentExtensionPattern: z
+      .string()
+      .max(200)
+      .refine(
+        isSafeRegExp,
+        'must be a valid regular expression without nested quantifiers, look-around or back-references',
+      )
+      .default('^\\d{2,8}$'),
     /** How long the agent's phone rings on a click-to-call before Asterisk gives up (ms). */
     originateTimeoutMs: z.number().int().min(5_000).max(120_000).default(20_000),
     /** Caller id shown on the agent's phone while it rings for a click-to-call. */
