@@ -566,6 +566,10 @@ interface Run {
   waits: WaitTally;
   /** Application runs: what the inbox's ingest and process did during the run (warm-up included). */
   tally: InboxTally;
+  /** Checkpoints the database server began during the run (warm-up included). */
+  checkpoints: number;
+  /** When they began, seen within 250 ms: seconds from the start of the measured window (negative: in the warm-up). */
+  checkpointAt: number[];
   clientElu: number;
   prepareMs: number;
   prepared: number;
@@ -578,6 +582,8 @@ interface InboxState {
   processed: number;
   pending: number;
   failed: number;
+  /** Rows whose processing failed at least once and was put back with its error (`last_error`). */
+  errored: number;
   /** received_at → processed_at of the processed rows (ms). */
   lag: Stats;
   /** Rows processed per second, from the run's first received row to the end of its load. */
@@ -608,7 +614,10 @@ interface PgPool {
   options: { max: number };
 }
 
-/** What `WebhookInboxService.ingest` and `.process` did (the benchmark wraps both; errors by message). */
+/**
+ * What `WebhookInboxService.ingest` and `.processMany` did (the benchmark wraps both; errors that
+ * reached the caller, by message: a row whose own processing fails is caught there, see InboxState).
+ */
 interface InboxTally {
   ingested: number;
   ingestErrors: Record<string, number>;
@@ -706,7 +715,7 @@ interface InboxWatch {
   quiet(quietMs: number, limitMs: number): Promise<void>;
 }
 
-/** Wraps the inbox's `ingest` and `process` (instance properties over the prototype's methods) to count. */
+/** Wraps the inbox's `ingest` and `processMany` (instance properties over the prototype's methods) to count. */
 function watchInbox(inbox: WebhookInboxService): InboxWatch {
   const fresh = (): InboxTally => ({ ingested: 0, ingestErrors: {}, processErrors: {} });
   let tally = fresh();
@@ -727,11 +736,13 @@ function watchInbox(inbox: WebhookInboxService): InboxWatch {
       throw error;
     }
   };
-  const process = inbox.process.bind(inbox);
-  inbox.process = async (id: string) => {
+  // The workers, the sweeper and `process` all go through `processMany` (an instance property
+  // over the prototype's method, so `this.processMany` inside the service finds the wrapper).
+  const processMany = inbox.processMany.bind(inbox);
+  inbox.processMany = async (ids: string[]) => {
     running++;
     try {
-      return await process(id);
+      return await processMany(ids);
     } catch (error) {
       failed(error, tally.processErrors);
       throw error;
@@ -756,6 +767,17 @@ function watchInbox(inbox: WebhookInboxService): InboxWatch {
   };
 }
 
+/** Checkpoints the server has begun (PostgreSQL 17: pg_stat_checkpointer; before: pg_stat_bgwriter). */
+async function checkpoints(client: pg.Client): Promise<number> {
+  try {
+    const { rows } = await client.query('SELECT (num_timed + num_requested)::int AS n FROM pg_stat_checkpointer');
+    return (rows[0] as { n: number }).n;
+  } catch {
+    const { rows } = await client.query('SELECT (checkpoints_timed + checkpoints_req)::int AS n FROM pg_stat_bgwriter');
+    return (rows[0] as { n: number }).n;
+  }
+}
+
 const newSalt = () =>
   Math.floor(Math.random() * 2 ** 32)
     .toString(16)
@@ -768,6 +790,7 @@ async function inboxState(db: string, salt: string, endedAt: Date): Promise<Inbo
             count(*) FILTER (WHERE status = 'processed')::int AS processed,
             count(*) FILTER (WHERE status = 'pending')::int AS pending,
             count(*) FILTER (WHERE status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE last_error IS NOT NULL)::int AS errored,
             extract(epoch FROM $2::timestamptz - min(received_at)) AS seconds
        FROM webhook_inbox WHERE event_id LIKE $1`,
     [`CA${salt}%`, endedAt],
@@ -778,12 +801,20 @@ async function inboxState(db: string, salt: string, endedAt: Date): Promise<Inbo
       WHERE event_id LIKE $1 AND status = 'processed'`,
     [`CA${salt}%`],
   );
-  const r = rows[0] as { rows: number; processed: number; pending: number; failed: number; seconds: string };
+  const r = rows[0] as {
+    rows: number;
+    processed: number;
+    pending: number;
+    failed: number;
+    errored: number;
+    seconds: string;
+  };
   return {
     rows: r.rows,
     processed: r.processed,
     pending: r.pending,
     failed: r.failed,
+    errored: r.errored,
     lag: stats(lag.rows.map((x: { ms: string }) => Number(x.ms))),
     processedPerS: Number(r.seconds) > 0 ? r.processed / Number(r.seconds) : 0,
   };
@@ -815,6 +846,9 @@ async function measure(env: Env, target: Target, mode: 'open' | 'closed', plan: 
   const warmupMs = mode === 'open' ? OPEN.warmupS * 1000 : (plan.warmupMs ?? CLOSED.warmupMs);
   const measureS = plan.measureS ?? OPEN.measureS;
   env.tally.take();
+  const statsClient = new pg.Client({ connectionString: env.db });
+  await statsClient.connect();
+  const checkpointsBefore = await checkpoints(statsClient);
   env.inbox.processAfterCommit = !processingOff;
   const job =
     mode === 'open'
@@ -847,8 +881,25 @@ async function measure(env: Env, target: Target, mode: 'open' | 'closed', plan: 
     poolWatch = watchPool(env.pool);
     waitWatch = watchWaits(env.db);
   }, warmupMs);
+  // When checkpoints begin (s from the start of the measured window), polled every 250 ms.
+  const measureFrom = performance.now() + warmupMs;
+  const checkpointAt: number[] = [];
+  let polling = true;
+  const poller = (async () => {
+    let last = checkpointsBefore;
+    while (polling) {
+      const n = await checkpoints(statsClient);
+      if (n > last) checkpointAt.push((performance.now() - measureFrom) / 1000);
+      last = n;
+      await sleep(250);
+    }
+  })();
   const result = await job.done;
   const endedAt = new Date();
+  polling = false;
+  await poller;
+  const checkpointsDuring = (await checkpoints(statsClient)) - checkpointsBefore;
+  await statsClient.end();
   clearTimeout(timer);
   loop.disable();
   const cpu = cpuShares(cpuStart, cpuSample(env.postmaster));
@@ -890,6 +941,8 @@ async function measure(env: Env, target: Target, mode: 'open' | 'closed', plan: 
     pool,
     waits,
     tally: env.tally.take(),
+    checkpoints: checkpointsDuring,
+    checkpointAt,
     clientElu: result.clientElu,
     prepareMs: result.prepareMs,
     prepared: result.prepared,
@@ -910,7 +963,7 @@ interface ProcessingAlone {
 }
 
 /**
- * Diagnostic: the inbox's processing alone (no HTTP load): `WebhookInboxService.process` on the rows
+ * Diagnostic: the inbox's processing alone (no HTTP load): `WebhookInboxService.processMany` on the rows
  * a run left pending, in their order, as many at once as the application processes
  * (`WEBHOOK_PROCESS_CONCURRENCY`), for PROCESSING_ALONE_MS; then the rest are deleted, so that the
  * sweeper leaves them alone during the later runs.
@@ -928,8 +981,11 @@ async function processingAlone(env: Env, salt: string, concurrency: number): Pro
   let processed = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
+      // As the application's workers do: batches of 50 rows (one claim, one mark per batch).
       while (next < ids.length && performance.now() - start < PROCESSING_ALONE_MS) {
-        if (await env.inbox.process(ids[next++]!)) processed++;
+        const batch = ids.slice(next, next + 50);
+        next += batch.length;
+        processed += await env.inbox.processMany(batch);
       }
     }),
   );
@@ -1094,6 +1150,12 @@ function secondsOver(r: Run): string {
   return over.length ? over.map(([i, v]) => `${i}: ${ms(v, 0)} ms`).join(', ') : 'none';
 }
 
+function checkpointText(r: Run): string {
+  if (r.checkpoints === 0) return 'none';
+  const at = r.checkpointAt.map((t) => `${t.toFixed(1)} s`).join(', ');
+  return `${r.checkpoints}${at ? ` (at ${at} of the measured window)` : ''}`;
+}
+
 function waitsLine(w: WaitTally): string {
   const total = w.byWait.reduce((sum, x) => sum + x.seen, 0);
   if (total === 0) return 'no active backend seen';
@@ -1110,7 +1172,8 @@ function processingLine(r: Run): string {
   const i = r.inbox!;
   return (
     `${count(i.rows)} rows ingested, ${count(i.processed)} processed by the end of the load ` +
-    `(${i.processedPerS.toFixed(0)} rows/s), ${count(i.pending)} still pending, ${count(i.failed)} failed; from ` +
+    `(${i.processedPerS.toFixed(0)} rows/s), ${count(i.pending)} still pending, ${count(i.failed)} failed, ` +
+    `${count(i.errored)} with an error; from ` +
     `the 2xx to processed p50 ${ms(i.lag.p50, 0)} ms, p99 ${ms(i.lag.p99, 0)} ms`
   );
 }
@@ -1166,8 +1229,12 @@ function section(r: Report): string {
           `${TARGET_P99_MS} ms: ${secondsOver(ob)}; other processes used ` +
           `${Math.round(ob.cpu.other ?? NaN)} % of a core meanwhile).`
         : '.') +
-      (o.latency.p99 >= TARGET_P99_MS ? ` Application seconds over the target: ${secondsOver(o)}.` : ''),
-    `- **Background processing** (after the commit, at most ${concurrency} rows at once, the others queued): ` +
+      (o.latency.p99 >= TARGET_P99_MS ? ` Application seconds over the target: ${secondsOver(o)}.` : '') +
+      ` Checkpoints the database began during each run: application ${checkpointText(o)}, bare ` +
+      `${checkpointText(ob)}, processing off ${checkpointText(d)} (after one begins, the first change to each page ` +
+      'writes the whole page to the WAL).',
+    `- **Background processing** (after the commit, at most ${concurrency} batches of up to 50 rows at once, ` +
+      'the others queued; a batch gives way while requests wait for a pool connection): ' +
       (o.inbox!.pending > o.inbox!.rows * 0.05 ? '**it does not keep up**. ' : 'it keeps up. ') +
       `At ${count(RATE)}/s: ${processingLine(o)}. Closed loop, per application round: ` +
       appRounds
@@ -1182,12 +1249,12 @@ function section(r: Report): string {
         ? ` Failures at ${count(RATE)}/s: ingestion ${errorsText(o.tally.ingestErrors)}; processing ` +
           `${errorsText(o.tally.processErrors)}.`
         : ''),
-    `- **The processing alone** (diagnostic, same run): \`WebhookInboxService.process\` with no HTTP load, ` +
-      `${r.alone.concurrency} rows at once as the application does, on the rows the diagnostic below left ` +
+    `- **The processing alone** (diagnostic, same run): \`WebhookInboxService.processMany\` with no HTTP load, ` +
+      `${r.alone.concurrency} batches of 50 rows at once as the application does, on the rows the diagnostic below left ` +
       `pending: **${r.alone.rps.toFixed(0)} rows/s** (${count(r.alone.rows)} rows in ${PROCESSING_ALONE_MS / 1000} ` +
-      `s); backends: ${waitsLine(r.alone.waits)}. Each row is three transactions (claim, \`CallsService.apply\`, ` +
-      'mark processed); each call event also takes the row lock of its company’s `event_counters` row until its ' +
-      'commit.',
+      `s); backends: ${waitsLine(r.alone.waits)}. A batch is claimed and marked with one UPDATE each; every call ` +
+      'event is a transaction of its own (`CallsService.apply`), which also takes the row lock of its company’s ' +
+      '`event_counters` row until its commit, so one company’s call events are applied one at a time.',
     `- **Without the processing** (diagnostic, same run): the application at ${count(RATE)}/s with its processing ` +
       `after the commit switched off (\`processAfterCommit = false\`, ${DIAGNOSTIC.measureS} s): p50 ` +
       `${ms(d.latency.p50)} ms, p99 **${ms(d.latency.p99)} ms** (max ${ms(d.latency.max)} ms), ${count(d.errors)} ` +
@@ -1268,7 +1335,7 @@ function section(r: Report): string {
       '`pg_stat_activity` (active client backends of the database, their wait event, else `CPU`: running, or ' +
       'waiting for a core when the machine is busy), every 50 ms, ' +
       'on a connection of its own. Both over the measured windows. The processing figures come from the inbox ' +
-      'rows of each run, and from wrapping `WebhookInboxService.ingest` and `.process` to count their failures.',
+      'rows of each run, and from wrapping `WebhookInboxService.ingest` and `.processMany` to count their failures.',
     '- Everything (server, PostgreSQL, the client thread) shares the machine below, with whatever else runs on ' +
       'it (the CPU lines above say how much that was).',
     '',
