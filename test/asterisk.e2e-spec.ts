@@ -1,4 +1,5 @@
 import { amiHeader, type AmiFields } from '../src/pbx/asterisk/ami-parser.js';
+import type { CallDetail } from '../src/calls/calls.service.js';
 import { AsteriskSupervisor } from '../src/pbx/asterisk/asterisk-supervisor.service.js';
 import type { AmiGatewayRef } from '../src/pbx/asterisk/asterisk.driver.js';
 import { AMI_GATEWAY_REF } from '../src/pbx/pbx.tokens.js';
@@ -34,28 +35,8 @@ const CONTEXT = 'internal';
 const COMPANY_NUMBER = '+15550001234';
 const CUSTOMER = '+15551230001';
 
-interface CallBody {
-  id: string;
-  provider: string;
-  connectionId: string | null;
-  providerCallId: string;
-  direction: string;
-  status: string;
-  from: string | null;
-  to: string | null;
-  callerName: string | null;
-  agentId: string | null;
-  startedAt: string;
-  ringingAt: string | null;
-  answeredAt: string | null;
-  endedAt: string | null;
-  ringSeconds: number | null;
-  talkSeconds: number | null;
-  durationSeconds: number | null;
-  endReason: string | null;
-  hangupCause: string | null;
-  timeline: { kind: string; at: string; data: Record<string, unknown> }[];
-}
+/** A call as GET /api/v1/calls/:id answers it. */
+type CallBody = CallDetail;
 
 interface StatusBody {
   connectionId: string;

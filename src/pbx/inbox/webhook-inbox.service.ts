@@ -20,6 +20,7 @@ import { MessagesService } from '../../messages/messages.service.js';
 import { type LoadedConnection, PbxConnectionsService } from '../connections/pbx-connections.service.js';
 import { type InboundWebhook, PbxError, type VerifiedWebhook } from '../pbx-provider.js';
 import type { InboxItemDto, ListInboxQuery } from './webhook-inbox.dto.js';
+import { InboxWriter } from './inbox-writer.js';
 import { WebhookInboxEntity } from './webhook-inbox.entity.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -62,6 +63,7 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
   private sweeper: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly queued: string[] = [];
+  private readonly writer: InboxWriter;
   private running = 0;
   /** Tests turn immediate processing off to stand for a crash between commit and processing. */
   processAfterCommit = true;
@@ -74,7 +76,9 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
     private readonly messages: MessagesService,
     private readonly rateLimits: RateLimitService,
     @Inject(APP_CONFIG) private readonly config: ResolvedConfig,
-  ) {}
+  ) {
+    this.writer = new InboxWriter(dataSource);
+  }
 
   onApplicationBootstrap(): void {
     this.sweeper = setInterval(() => this.track(this.sweep()), this.config.WEBHOOK_SWEEP_INTERVAL_MS);
@@ -120,22 +124,16 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
       }
       throw new AppException('malformed-webhook', 400, `The webhook cannot be read: ${error.message}`);
     }
-    const rows = (await this.dataSource.query(
-      `INSERT INTO webhook_inbox (company_id, connection_id, provider, route, kind, event_id, payload)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-       ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id`,
-      [
-        connection.companyId,
-        connection.id,
-        provider,
-        route,
-        verified.kind.slice(0, 32),
-        verified.eventId.slice(0, 200),
-        JSON.stringify(verified.payload ?? null),
-      ],
-    )) as { id: string }[];
-    const inboxId = rows[0]?.id ?? null;
-    // Committed (one statement): processing may start; the answer does not wait for it.
+    const inboxId = await this.writer.write({
+      companyId: connection.companyId,
+      connectionId: connection.id,
+      provider,
+      route,
+      kind: verified.kind.slice(0, 32),
+      eventId: verified.eventId.slice(0, 200),
+      payloadJson: JSON.stringify(verified.payload ?? null),
+    });
+    // Committed: processing may start; the answer does not wait for it.
     if (inboxId && this.processAfterCommit && !this.stopping) this.schedule(inboxId);
     return { duplicate: inboxId === null, inboxId, ack: driver.webhookAck(route) };
   }
