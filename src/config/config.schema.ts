@@ -162,7 +162,7 @@ export const configSchema = z.object({
   /** Attempts before an inbox row is marked failed. */
   WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
   /** Inbox rows processed at once per instance (the rest of the pool serves incoming webhooks). */
-  WEBHOOK_PROCESS_CONCURRENCY: int(2, 1, 64),
+  WEBHOOK_PROCESS_CONCURRENCY: int(1, 1, 64),
 
   // Asterisk / FreePBX over AMI
   /** Whether this instance holds AMI connections (false: it never takes one). */

@@ -176,10 +176,12 @@ export class WebhookInboxService implements OnApplicationBootstrap, BeforeApplic
    */
   async processMany(ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    // An UPDATE … RETURNING answers [rows, affected count] through TypeORM.
+    // An UPDATE … RETURNING answers [rows, affected count] through TypeORM. `status || ''` on
+    // purpose: it does not match the partial index of pending rows, so the planner finds the
+    // rows by primary key instead of scanning that index (tens of thousands of entries in a burst).
     const [claimed] = (await this.dataSource.query(
       `UPDATE webhook_inbox SET attempts = attempts + 1, locked_until = now() + make_interval(secs => $2)
-       WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (locked_until IS NULL OR locked_until < now())
+       WHERE id = ANY($1::uuid[]) AND status || '' = 'pending' AND (locked_until IS NULL OR locked_until < now())
        RETURNING id, company_id, connection_id, provider, kind, event_id, payload, attempts, received_at`,
       [ids, CLAIM_SECONDS],
     )) as [(ClaimedRow & { received_at: Date })[], number];
