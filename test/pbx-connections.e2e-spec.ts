@@ -225,7 +225,18 @@ describe('phone-system connections', () => {
     }
   });
 
-  it('names its webhook URLs from PUBLIC_BASE_URL', () => {
-    expect(t.config.PUBLIC_BASE_URL).toBe(TEST_PUBLIC_BASE_URL);
+  it('names the webhook URLs to configure at the provider from PUBLIC_BASE_URL', async () => {
+    const res = await call(t, 'POST', '/api/v1/pbx-connections', owner(), {
+      provider: 'twilio',
+      name: unique('Twilio'),
+      settings: { accountSid: 'AC0123456789abcdef0123456789abcdef' },
+      secrets: { authToken: 'test-auth-token-0123456789' },
+    });
+    expect(res.status).toBe(201);
+    const body = await json(res);
+    expect(body.webhookUrls).toEqual({
+      status: `${TEST_PUBLIC_BASE_URL}/webhooks/twilio/${body.id}/status`,
+      sms: `${TEST_PUBLIC_BASE_URL}/webhooks/twilio/${body.id}/sms`,
+    });
   });
 });

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { ArrayContains, DataSource, type FindOptionsWhere, IsNull, Repository } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
-import { actorOf, type Tenant } from '../common/access/principal.js';
+import { actorOf, roleAtLeast, type Tenant } from '../common/access/principal.js';
 import { AppException, ValidationFailedException } from '../common/errors/problem.js';
 import { offsetPage, type OffsetPage } from '../common/pagination.js';
 import type { EventEnvelope } from '../events/event-envelope.js';
@@ -76,6 +76,16 @@ export class AgentsService {
       if (agent) return agent.id;
     }
     return null;
+  }
+
+  /**
+   * Whose records a caller sees: `undefined` for all of the company's (managers and above, API
+   * keys), an agent id for an agent user, `null` for an agent user without an agent profile.
+   */
+  async visibleAgent(tenant: Tenant): Promise<string | null | undefined> {
+    const p = tenant.principal;
+    if (p.kind !== 'user' || roleAtLeast(p.role, 'manager')) return undefined;
+    return (await this.forUser(tenant.companyId, p.userId))?.id ?? null;
   }
 
   /** The agent profile of a user, if they have one. */

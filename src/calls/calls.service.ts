@@ -3,7 +3,7 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager, In, Repository, type SelectQueryBuilder } from 'typeorm';
 import { AgentsService } from '../agents/agents.service.js';
-import { actorOf, roleAtLeast, type Tenant } from '../common/access/principal.js';
+import { actorOf, type Tenant } from '../common/access/principal.js';
 import { AppException, type FieldError, ValidationFailedException } from '../common/errors/problem.js';
 import { type CursorPage, type CursorPageQuery, keysetPage } from '../common/pagination.js';
 import { toE164 } from '../common/phone.js';
@@ -260,7 +260,7 @@ export class CallsService {
 
   /** The company's calls, newest first, keyset-paginated. An agent user sees only its own. */
   async list(tenant: Tenant, query: ListCallsQuery): Promise<CursorPage<CallView>> {
-    const own = await this.visibleAgent(tenant);
+    const own = await this.agents.visibleAgent(tenant);
     if (own === null) return { data: [], next: null };
     const qb = this.calls.createQueryBuilder('c').where('c.company_id = :companyId', { companyId: tenant.companyId });
     if (own !== undefined) qb.andWhere('c.agent_id = :own', { own });
@@ -276,7 +276,7 @@ export class CallsService {
 
   /** Calls queued, ringing or in progress, newest first. An agent user sees only its own. */
   async listActive(tenant: Tenant, query: CursorPageQuery): Promise<CursorPage<CallView>> {
-    const own = await this.visibleAgent(tenant);
+    const own = await this.agents.visibleAgent(tenant);
     if (own === null) return { data: [], next: null };
     // The predicate of the partial index calls_active_idx, as written there: a bound parameter
     // would not let the planner prove that the index covers the query.
@@ -357,7 +357,7 @@ export class CallsService {
 
   /** Notes, disposition, tags; an agent user changes only its own calls. */
   async updateCall(tenant: Tenant, id: string, dto: UpdateCallDto): Promise<CallView> {
-    const own = await this.visibleAgent(tenant);
+    const own = await this.agents.visibleAgent(tenant);
     if (own === null) throw callNotFound();
     if (dto.notes === undefined && dto.disposition === undefined && dto.tags === undefined) {
       // Nothing to change: no event.
@@ -408,19 +408,9 @@ export class CallsService {
     return { eventId: envelope.id, seq: envelope.seq };
   }
 
-  /**
-   * Whose calls the caller sees: `undefined` for all of the company's (managers and above, API
-   * keys), an agent id for an agent user, `null` for an agent user without an agent profile.
-   */
-  private async visibleAgent(tenant: Tenant): Promise<string | null | undefined> {
-    const p = tenant.principal;
-    if (p.kind !== 'user' || roleAtLeast(p.role, 'manager')) return undefined;
-    return (await this.agents.forUser(tenant.companyId, p.userId))?.id ?? null;
-  }
-
   /** A call of the company the caller may see; others are answered 404, like a missing one. */
   async findVisible(tenant: Tenant, id: string): Promise<CallEntity> {
-    const [call, own] = await Promise.all([this.get(tenant.companyId, id), this.visibleAgent(tenant)]);
+    const [call, own] = await Promise.all([this.get(tenant.companyId, id), this.agents.visibleAgent(tenant)]);
     if (own === null || (own !== undefined && call.agentId !== own)) throw callNotFound();
     return call;
   }

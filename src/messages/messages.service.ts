@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository, type SelectQueryBuilder } from 'typeorm';
 import { AgentsService } from '../agents/agents.service.js';
-import { roleAtLeast, type Tenant } from '../common/access/principal.js';
+import type { Tenant } from '../common/access/principal.js';
 import { AppException } from '../common/errors/problem.js';
 import { type CursorPage, keysetPage } from '../common/pagination.js';
 import { phoneFilter } from '../calls/calls.service.js';
@@ -178,7 +178,7 @@ export class MessagesService {
   // --- the API ------------------------------------------------------------------------------------
 
   async listVoicemails(tenant: Tenant, query: ListVoicemailsQuery): Promise<CursorPage<VoicemailDto>> {
-    const own = await this.visibleAgent(tenant);
+    const own = await this.agents.visibleAgent(tenant);
     if (own === null) return { data: [], next: null };
     const qb = this.voicemails
       .createQueryBuilder('v')
@@ -197,7 +197,7 @@ export class MessagesService {
   }
 
   async listMessages(tenant: Tenant, query: ListMessagesQuery): Promise<CursorPage<MessageDto>> {
-    const own = await this.visibleAgent(tenant);
+    const own = await this.agents.visibleAgent(tenant);
     if (own === null) return { data: [], next: null };
     const qb = this.messages
       .createQueryBuilder('m')
@@ -229,7 +229,7 @@ export class MessagesService {
   private async findVoicemail(tenant: Tenant, id: string): Promise<VoicemailEntity> {
     const [v, own] = await Promise.all([
       this.voicemails.findOne({ where: { companyId: tenant.companyId, id } }),
-      this.visibleAgent(tenant),
+      this.agents.visibleAgent(tenant),
     ]);
     if (!v || own === null || (own !== undefined && v.agentId !== own)) {
       throw new AppException('not-found', 404, 'No such voicemail.');
@@ -238,9 +238,4 @@ export class MessagesService {
   }
 
   /** As for calls: an agent user sees only what is its own; managers and keys see the company's. */
-  private async visibleAgent(tenant: Tenant): Promise<string | null | undefined> {
-    const p = tenant.principal;
-    if (p.kind !== 'user' || roleAtLeast(p.role, 'manager')) return undefined;
-    return (await this.agents.forUser(tenant.companyId, p.userId))?.id ?? null;
-  }
 }

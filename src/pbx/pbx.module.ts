@@ -23,6 +23,9 @@ import { WebhookInboxService } from './inbox/webhook-inbox.service.js';
 import { WebhooksController } from './inbox/webhooks.controller.js';
 import type { PbxDriver } from './pbx-provider.js';
 import { PbxRegistry } from './pbx-registry.js';
+import { SecretBox } from '../common/crypto/secret-box.js';
+import { APP_CONFIG } from '../config/config.module.js';
+import type { ResolvedConfig } from '../config/config.schema.js';
 import { AMI_GATEWAY_REF, PBX_DRIVERS } from './pbx.tokens.js';
 
 /** Every PBX driver, one per vendor: the registry picks one per connection. */
@@ -47,6 +50,12 @@ export const DRIVERS: PbxDriver[] = createDrivers();
     { provide: PBX_DRIVERS, useFactory: (ref: AmiGatewayRef) => createDrivers(ref), inject: [AMI_GATEWAY_REF] },
     AsteriskSupervisor,
     PbxRegistry,
+    // One key ring for every sealed value of the module (connection secrets, OAuth verifiers).
+    {
+      provide: SecretBox,
+      useFactory: (config: ResolvedConfig) => new SecretBox(config.PBX_SECRETS_KEY, config.PBX_SECRETS_KEYS_PREVIOUS),
+      inject: [APP_CONFIG],
+    },
     PbxConnectionsService,
     ProviderSetupService,
     WebhookInboxService,

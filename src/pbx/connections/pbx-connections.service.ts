@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager, IsNull, Repository } from 'typeorm';
@@ -7,8 +7,6 @@ import { AuditService } from '../../audit/audit.service.js';
 import { actorOf, type Tenant } from '../../common/access/principal.js';
 import { SecretBox } from '../../common/crypto/secret-box.js';
 import { AppException, type FieldError, ValidationFailedException } from '../../common/errors/problem.js';
-import { APP_CONFIG } from '../../config/config.module.js';
-import type { ResolvedConfig } from '../../config/config.schema.js';
 import { NotificationsService } from '../../database/notifications.service.js';
 import { PbxError, type PbxConnectionConfig, type PbxDriver, type PbxProvider } from '../pbx-provider.js';
 import { PbxRegistry } from '../pbx-registry.js';
@@ -19,6 +17,12 @@ import type {
   UpdatePbxConnectionDto,
 } from './pbx-connections.dto.js';
 import { PbxConnectionEntity } from './pbx-connection.entity.js';
+
+/** What the provider's own steps change on a connection: a key set to null is removed. */
+export interface ConnectionPatch {
+  secrets?: Record<string, unknown>;
+  settings?: Record<string, unknown>;
+}
 
 /** A connection with its secrets opened, as the PBX services use it. */
 export interface LoadedConnection extends PbxConnectionConfig {
@@ -39,7 +43,6 @@ const WEBHOOK_CACHE_MS = 5_000;
  */
 @Injectable()
 export class PbxConnectionsService implements OnModuleInit {
-  private readonly box: SecretBox;
   private readonly cache = new Map<string, { at: number; value: LoadedConnection | null }>();
 
   constructor(
@@ -48,10 +51,8 @@ export class PbxConnectionsService implements OnModuleInit {
     private readonly registry: PbxRegistry,
     private readonly notifications: NotificationsService,
     private readonly audit: AuditService,
-    @Inject(APP_CONFIG) config: ResolvedConfig,
-  ) {
-    this.box = new SecretBox(config.PBX_SECRETS_KEY, config.PBX_SECRETS_KEYS_PREVIOUS);
-  }
+    private readonly box: SecretBox,
+  ) {}
 
   onModuleInit(): void {
     this.notifications.on(TOPIC, (id) => this.drop(id));
@@ -210,43 +211,23 @@ export class PbxConnectionsService implements OnModuleInit {
 
   /**
    * Changes secrets and settings on the provider's behalf (OAuth tokens, subscription ids), under
-   * the row lock; a key set to null is removed. Returns the connection as saved.
+   * the row lock, audited as `action`; a key set to null is removed. Returns the connection as saved.
    */
-  async patchInternal(
-    companyId: string,
-    id: string,
-    patch: { secrets?: Record<string, unknown>; settings?: Record<string, unknown> },
-    action: string,
-  ): Promise<LoadedConnection> {
-    const saved = await this.dataSource.transaction(async (m) => {
-      const row = await this.find(m, companyId, id, true);
-      const secrets = merge(this.box.open<Record<string, unknown>>(row.secretsSealed, row.id), patch.secrets ?? {});
-      row.settings = merge(row.settings, patch.settings ?? {});
-      row.secretsSealed = this.box.seal(secrets, row.id);
-      row.secretNames = Object.keys(secrets).sort();
-      const out = await m.getRepository(PbxConnectionEntity).save(row);
-      await this.audit.record(
-        { companyId, actorType: 'operator', action, targetType: 'pbx_connection', targetId: id },
-        m,
-      );
-      await this.notifications.notify(m, TOPIC, id);
-      return out;
-    });
-    this.drop(id);
-    return this.loaded(saved, true);
+  patchInternal(companyId: string, id: string, patch: ConnectionPatch, action: string): Promise<LoadedConnection> {
+    return this.withLocked(companyId, id, () => Promise.resolve(patch), action);
   }
 
   /**
    * Runs `change` on the connection locked (FOR UPDATE) with its secrets opened; a patch it
-   * returns is saved in the same transaction. For refreshing OAuth tokens: two instances never
-   * spend the same refresh token. Returns the connection as it is afterwards.
+   * returns is saved in the same transaction (and audited when `action` is given). For refreshing
+   * OAuth tokens: two instances never spend the same refresh token. Returns the connection as it
+   * is afterwards.
    */
   async withLocked(
     companyId: string,
     id: string,
-    change: (
-      locked: LoadedConnection,
-    ) => Promise<{ secrets?: Record<string, unknown>; settings?: Record<string, unknown> } | null>,
+    change: (locked: LoadedConnection) => Promise<ConnectionPatch | null>,
+    action?: string,
   ): Promise<LoadedConnection> {
     const saved = await this.dataSource.transaction(async (m) => {
       const row = await this.find(m, companyId, id, true);
@@ -257,6 +238,12 @@ export class PbxConnectionsService implements OnModuleInit {
       row.secretsSealed = this.box.seal(secrets, row.id);
       row.secretNames = Object.keys(secrets).sort();
       const out = await m.getRepository(PbxConnectionEntity).save(row);
+      if (action) {
+        await this.audit.record(
+          { companyId, actorType: 'operator', action, targetType: 'pbx_connection', targetId: id },
+          m,
+        );
+      }
       await this.notifications.notify(m, TOPIC, id);
       return out;
     });

@@ -44,7 +44,6 @@ export interface AuthorizeResult {
 @Injectable()
 export class ProviderSetupService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ProviderSetupService.name);
-  private readonly box: SecretBox;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -52,9 +51,8 @@ export class ProviderSetupService implements OnApplicationBootstrap, OnApplicati
     private readonly registry: PbxRegistry,
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: ResolvedConfig,
-  ) {
-    this.box = new SecretBox(config.PBX_SECRETS_KEY, config.PBX_SECRETS_KEYS_PREVIOUS);
-  }
+    private readonly box: SecretBox,
+  ) {}
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.refreshDue(), REFRESH_SWEEP_MS);
