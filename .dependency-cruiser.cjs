@@ -4,7 +4,14 @@
  *   service (DESIGN.md "Layout").
  * - Vendor SDKs live only in the provider folders src/pbx/ and src/crm/.
  * - Production code does not import tests, dev dependencies or unresolvable paths; no cycles.
+ * - Errors come from one catalogue per module (`src/<module>/<module>.errors.ts`, built with
+ *   `defineErrors`): only catalogues and src/common/errors construct an AppException, so a code has
+ *   exactly one status.
+ * - Services know nothing of Fastify: no reply (or request) inside a service.
  */
+/** Catalogues (`*.errors.ts`) and the errors folder itself: the only places that build errors. */
+const ERROR_CATALOGUES = ['^src/common/errors/', '\\.errors\\.ts$'];
+
 const VENDOR_SDKS = ['asterisk-ami-client', 'twilio', '@elevenlabs', 'suitecrm', 'jsforce', 'dialpad'];
 
 module.exports = {
@@ -29,6 +36,36 @@ module.exports = {
       comment: 'Vendor SDKs are used only by the drivers under src/pbx/ and src/crm/.',
       from: { path: '^src/', pathNot: '^src/(pbx|crm)/' },
       to: { path: `node_modules/(${VENDOR_SDKS.join('|')})` },
+    },
+    {
+      name: 'app-exception-only-in-catalogues',
+      severity: 'error',
+      comment:
+        "Throw through your module's catalogue (src/<module>/<module>.errors.ts, defineErrors) instead of " +
+        'constructing an AppException; use isAppException / type AppException from common.errors.ts.',
+      from: { path: '^src/', pathNot: ERROR_CATALOGUES },
+      to: { path: '^src/common/errors/(app-exception|catalogue)\\.ts$' },
+    },
+    {
+      name: 'no-app-exception-via-problem',
+      severity: 'error',
+      comment:
+        'problem.ts is the wire format only: errors come from a catalogue and common.errors.ts ' +
+        '(types may be imported).',
+      from: {
+        path: '^src/',
+        pathNot: [...ERROR_CATALOGUES, '^src/common/swagger/', '^src/app\\.factory\\.ts$'],
+      },
+      to: { path: '^src/common/errors/problem\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'no-fastify-in-services',
+      severity: 'error',
+      comment:
+        'A service takes plain values and throws catalogue errors; the controller (or a hook) owns the ' +
+        'Fastify request and reply. Rate-limit headers: enforce(result, what) puts them in the request context.',
+      from: { path: '\\.service\\.ts$' },
+      to: { path: 'node_modules/(fastify|@nestjs/platform-fastify)/' },
     },
     {
       name: 'no-tests-in-production-code',

@@ -15,23 +15,14 @@ const swc = {
 };
 
 /**
- * ESM-only packages that CommonJS dependencies `require` (Node 20's require(esm) does not reach
- * into Jest's module system): @fastify/static → content-disposition, light-my-request → cookie.
- * Jest transforms them to CommonJS.
+ * Dependencies that CommonJS packages `require` are pinned to CommonJS versions that support Node 20
+ * (package.json `overrides`: content-disposition 2 for @fastify/static, cookie 1 for
+ * light-my-request), so Jest needs no transform for node_modules.
  */
-const ESM_ONLY_REQUIRED = ['content-disposition', 'cookie'];
-
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  transform: {
-    '^.+\\.ts$': ['@swc/jest', swc],
-    [`node_modules/(${ESM_ONLY_REQUIRED.join('|')})/.+\\.js$`]: [
-      '@swc/jest',
-      { jsc: { target: 'es2022' }, module: { type: 'commonjs' } },
-    ],
-  },
-  transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY_REQUIRED.join('|')})/)`],
+  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   testEnvironment: 'node',
 };
 

@@ -5,6 +5,7 @@ import { AccessControl1795237743921 } from './1795237743921-access-control.js';
 import { CallsAgentsEvents1795238824253 } from './1795238824253-calls-agents-events.js';
 import { PbxConnectionsWebhooksMessages1795244535843 } from './1795244535843-pbx-connections-webhooks-messages.js';
 import { PbxConnectionRuntimeState1795245966395 } from './1795245966395-pbx-connection-runtime-state.js';
+import { InboxBatchProcessing1795250000000 } from './1795250000000-inbox-batch-processing.js';
 
 export const MIGRATIONS = [
   Init1763700000000,
@@ -12,4 +13,5 @@ export const MIGRATIONS = [
   CallsAgentsEvents1795238824253,
   PbxConnectionsWebhooksMessages1795244535843,
   PbxConnectionRuntimeState1795245966395,
+  InboxBatchProcessing1795250000000,
 ];

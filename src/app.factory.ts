@@ -9,6 +9,7 @@ import { AppModule } from './app.module.js';
 import { PROBLEM_CONTENT_TYPE } from './common/errors/problem.js';
 import { ProblemDetailsFilter } from './common/errors/problem.filter.js';
 import { createValidationPipe } from './common/errors/validation.js';
+import { findNul, jsonDepthExceeds, nulInBody, nulInUrl, tooDeep, urlHasNul } from './common/http/body-guards.js';
 import { PinoNestLogger } from './common/logging/logger.js';
 import { requestContext } from './common/request-context.js';
 import { setupSwagger } from './common/swagger/swagger.js';
@@ -40,11 +41,36 @@ export async function createApp({
   imports,
 }: CreateAppOptions): Promise<NestFastifyApplication> {
   const filter = new ProblemDetailsFilter(logger);
+  const sendProblem = (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+    const { problem, headers } = filter.toProblem(error, request);
+    void reply
+      .status(problem.status)
+      .headers({ ...headers, 'x-request-id': String(request.id) })
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(problem);
+  };
+  // Node refuses a headers timeout longer than the request timeout.
+  const headersTimeout =
+    config.HTTP_REQUEST_TIMEOUT_MS > 0
+      ? Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS)
+      : config.HTTP_HEADERS_TIMEOUT_MS;
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
     // Requests are logged once, by our onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // Slow clients (slowloris): a socket that sends nothing, headers that never end, a body that
+    // trickles, an idle keep-alive — each is closed after its own time.
+    connectionTimeout: config.HTTP_CONNECTION_TIMEOUT_MS,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    http: {
+      maxHeaderSize: config.HTTP_MAX_HEADER_BYTES,
+      headersTimeout,
+      // Node checks the headers and request timeouts only on this interval (30 s by default), so
+      // without it a slow client would hold its socket for up to 30 s more than configured.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
     // Fastify also takes a hop count here; its type does not say so.
     trustProxy: config.TRUST_PROXY as boolean | string[],
     requestIdHeader: false,
@@ -57,14 +83,8 @@ export async function createApp({
     // Identities at providers and CRM user ids (up to 254 characters) travel in paths.
     routerOptions: { maxParamLength: 1024 },
     // Errors of Fastify's router (before Nest runs) are problems too, with a request id.
-    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-      const { problem, headers } = filter.toProblem(error, request);
-      void reply
-        .status(problem.status)
-        .headers({ ...headers, 'x-request-id': String(request.id) })
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(problem);
-    },
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(error, request, reply),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ config, databaseUrl, imports }),
@@ -85,10 +105,34 @@ export async function createApp({
     done(null, (body as Buffer).toString('utf8'));
   });
 
+  // JSON bodies: nesting deeper than JSON_MAX_DEPTH is refused before parsing (class-transformer
+  // recurses and would overflow the stack). Nest keeps the bytes in `request.rawBody` as before.
+  const maxDepth = config.JSON_MAX_DEPTH;
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  app.useBodyParser('application/json', { bodyLimit: config.BODY_LIMIT_BYTES }, (request, body, done) => {
+    const text = body.toString('utf8');
+    if (jsonDepthExceeds(text, maxDepth)) return done(tooDeep(maxDepth), undefined);
+    parseJson(request as FastifyRequest, text, done);
+  });
+
   // Hooks go on before Nest registers its routes (app.init), so that they cover every route.
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     requestContext.run({ requestId: String(request.id), ip: request.ip }, done);
+  });
+  // NUL characters are refused at the edge (PostgreSQL refuses them in text and jsonb): in the
+  // path and query (raw or as %00) and in any string or key of a parsed body (JSON or form).
+  fastify.addHook('preValidation', (request, reply, done) => {
+    if (urlHasNul(request.url)) return sendProblem(nulInUrl(), request, reply);
+    const at = findNul(request.body);
+    if (at) return sendProblem(nulInBody(at), request, reply);
+    done();
+  });
+  // Headers set where no reply is at hand (services: rate limits) reach the answer here.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const headers = requestContext.getStore()?.responseHeaders;
+    if (headers) void reply.headers(headers);
+    done(null, payload);
   });
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -7,6 +7,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { AgentsModule } from './agents/agents.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CallsModule } from './calls/calls.module.js';
+import { ClickToCallModule } from './calls/click-to-call/click-to-call.module.js';
 import { EventsModule } from './events/events.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { RateLimitModule } from './common/rate-limit/rate-limit.module.js';
@@ -47,6 +48,7 @@ export class AppModule {
         GatewayModule,
         MessagesModule,
         PbxModule,
+        ClickToCallModule,
         HealthModule,
         ...imports,
       ],

@@ -13,26 +13,45 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const shutdown = (signal: string) => {
-    server.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+  // See RunningServer.close for the order. A second signal does not wait: exit code 1 at once
+  // (the embedded PostgreSQL, our child, is still signalled on exit).
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      server.logger.warn({ signal }, 'second signal while stopping: exiting now');
+      exit(server, 1);
+      return;
+    }
+    stopping = true;
+    server.logger.info(
+      { signal, graceMs: server.config.SHUTDOWN_GRACE_MS, timeoutMs: server.config.SHUTDOWN_TIMEOUT_MS },
+      'shutting down: finishing in-flight requests',
+    );
     const timer = setTimeout(() => {
       server.logger.error({ timeoutMs: server.config.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out; exiting');
-      process.exit(1);
+      exit(server, 1);
     }, server.config.SHUTDOWN_TIMEOUT_MS);
     timer.unref();
     server
       .close()
       .then(() => {
-        server.logger.info('stopped cleanly');
-        process.exit(0);
+        server.logger.info({ signal }, 'stopped cleanly');
+        exit(server, 0);
       })
       .catch((error: unknown) => {
         server.logger.error({ err: error }, 'error while shutting down');
-        process.exit(1);
+        exit(server, 1);
       });
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+/** pino writes asynchronously: what it holds is written before the process ends. */
+function exit(server: RunningServer, code: number): void {
+  const force = setTimeout(() => process.exit(code), 1_000);
+  force.unref();
+  server.logger.flush(() => process.exit(code));
 }
 
 function describe(error: unknown): string {

@@ -1,4 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Server as HttpServer, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp } from './app.factory.js';
 import { createLogger } from './common/logging/logger.js';
@@ -6,6 +8,7 @@ import { loadConfig, type ResolvedConfig } from './config/config.schema.js';
 import { resolveSecrets } from './config/local-secrets.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { runMigrations } from './database/migrator.js';
+import { LifecycleService } from './health/lifecycle.service.js';
 
 export interface RunningServer {
   app: NestFastifyApplication;
@@ -13,7 +16,12 @@ export interface RunningServer {
   logger: Logger;
   /** Where the service answers, e.g. http://localhost:3000 */
   url: string;
-  /** Graceful stop: stop accepting, finish in-flight requests, close sockets, jobs, database. */
+  /**
+   * Graceful stop, in this order: readiness answers 503 and no new connection is accepted; the
+   * HTTP requests in flight are answered (up to SHUTDOWN_GRACE_MS); then the application closes
+   * (inbox batches finish, sockets are closed with a reconnect hint, AMI sessions stop and release
+   * their locks, pg-boss stops, the pool closes); the embedded PostgreSQL stops last.
+   */
   close(): Promise<void>;
 }
 
@@ -27,6 +35,7 @@ export async function startServer(env: Record<string, string | undefined>): Prom
 
   let embedded: EmbeddedPostgresHandle | undefined;
   let app: NestFastifyApplication | undefined;
+  let drain: HttpDrain | undefined;
   try {
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
@@ -50,6 +59,7 @@ export async function startServer(env: Record<string, string | undefined>): Prom
     );
 
     app = await createApp({ config, databaseUrl, logger });
+    drain = new HttpDrain(app.getHttpServer());
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
     await app?.close().catch(() => undefined);
@@ -65,6 +75,7 @@ export async function startServer(env: Record<string, string | undefined>): Prom
 
   let closing: Promise<void> | undefined;
   const running = app;
+  const http: HttpDrain = drain;
   return {
     app: running,
     config,
@@ -72,8 +83,61 @@ export async function startServer(env: Record<string, string | undefined>): Prom
     url,
     close: () =>
       (closing ??= (async () => {
+        running.get(LifecycleService).beginDrain();
+        const { cut } = await http.drain(config.SHUTDOWN_GRACE_MS);
+        if (cut > 0)
+          logger.warn({ cut, graceMs: config.SHUTDOWN_GRACE_MS }, 'requests still running after the grace were cut');
         await running.close();
         await embedded?.stop();
       })()),
   };
+}
+
+/**
+ * The HTTP side of a stop. Fastify's own close() comes later (inside app.close(), after the
+ * shutdown hooks) and answers 503 to requests arriving on open keep-alive connections; here the
+ * server stops accepting connections first, idle keep-alive connections are closed, and every
+ * request already on a connection is served normally (with `Connection: close`), so that no
+ * client gets a 5xx for a stop. socket.io's connections (long polls, WebSockets) are left to the
+ * gateway, which closes them with a reconnect hint afterwards.
+ */
+class HttpDrain {
+  private readonly requests = new Set<ServerResponse>();
+  /** Open HTTP connections; true while the current request is one of socket.io's. */
+  private readonly sockets = new Map<Socket, boolean>();
+  private draining = false;
+
+  constructor(private readonly server: HttpServer) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.set(socket, false);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    server.on('upgrade', (_req, socket: Socket) => this.sockets.delete(socket));
+    // Ahead of Fastify's handler, so that the header is set before any answer is written.
+    server.prependListener('request', (req, res: ServerResponse) => {
+      const io = req.url?.startsWith('/socket.io/') ?? false;
+      if (this.sockets.has(req.socket as Socket)) this.sockets.set(req.socket as Socket, io);
+      if (io) return;
+      this.requests.add(res);
+      res.once('close', () => this.requests.delete(res));
+      if (this.draining && !res.headersSent) res.setHeader('connection', 'close');
+    });
+  }
+
+  /** Resolves when no request is in flight, or after `graceMs`; `cut`: requests then cut off. */
+  async drain(graceMs: number): Promise<{ cut: number }> {
+    this.draining = true;
+    this.server.close(); // no new connections; its callback waits for every socket: not awaited
+    const deadline = Date.now() + graceMs;
+    for (;;) {
+      // A connection whose request has begun (even one still sending its headers) is not idle.
+      this.server.closeIdleConnections();
+      const busy = [...this.sockets.values()].some((io) => !io);
+      if ((this.requests.size === 0 && !busy) || Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const cut = this.requests.size;
+    for (const [socket, io] of this.sockets) if (!io) socket.destroy();
+    return { cut };
+  }
 }

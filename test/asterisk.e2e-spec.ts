@@ -1,8 +1,8 @@
 import { amiHeader, type AmiFields } from '../src/pbx/asterisk/ami-parser.js';
-import type { CallDetail } from '../src/calls/calls.service.js';
+import type { CallDetail } from '../src/calls/call-view.js';
 import { AsteriskSupervisor } from '../src/pbx/asterisk/asterisk-supervisor.service.js';
-import type { AmiGatewayRef } from '../src/pbx/asterisk/asterisk.driver.js';
-import { AMI_GATEWAY_REF } from '../src/pbx/pbx.tokens.js';
+import type { AsteriskDriver } from '../src/pbx/asterisk/asterisk.driver.js';
+import { PbxRegistry } from '../src/pbx/pbx-registry.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import {
   AmiSimulator,
@@ -869,7 +869,7 @@ describe('Asterisk over AMI (e2e: the application against the AMI simulator)', (
       // Each application has its own AMI gateway: its driver reaches its own supervisor, which
       // runs a command itself only when it holds the connection (else it asks the holder).
       for (const x of running) {
-        expect(x.app.get<symbol, AmiGatewayRef>(AMI_GATEWAY_REF).current).toBe(supervisor(x));
+        expect((x.app.get(PbxRegistry).driver('asterisk') as AsteriskDriver).gateway()).toBe(supervisor(x));
       }
       const via = (x: TestApp) => x;
       const co = await createCompany(a, 'ast-ha');

@@ -1,5 +1,5 @@
 import { JwtService } from '@nestjs/jwt';
-import { json, PROBLEM } from './support/http.js';
+import { expectProblem, json, PROBLEM } from './support/http.js';
 import { call, createCompany, createOperatorUser, createUser, login, PASSWORD, unique } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
@@ -316,8 +316,9 @@ describe('auth: register, login, refresh, logout, me', () => {
         { token: agent.accessToken },
         { newPassword: 'a-brand-new-password', currentPassword: 'wrong' },
       );
-      expect(bad.status).toBe(400);
-      expect((await json(bad)).errors).toEqual([{ field: 'currentPassword', messages: ['currentPassword is wrong'] }]);
+      // 400 on the field, not 401 `invalid-credentials`: the session itself is fine.
+      const problem = await expectProblem(bad, 400, 'validation-failed');
+      expect(problem.errors).toEqual([{ field: 'currentPassword', messages: ['currentPassword is wrong'] }]);
       const theme = await call(
         t,
         'PATCH',

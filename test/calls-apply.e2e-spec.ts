@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import type { CallEvent } from '../src/calls/call-event.js';
 import { CALL_DIRECTIONS, END_REASONS, type CallDirection, type EndReason } from '../src/calls/call-state.js';
-import { CallsService, toCallView } from '../src/calls/calls.service.js';
+import { CallApplyService } from '../src/calls/call-apply.service.js';
+import { CallQueriesService } from '../src/calls/call-queries.service.js';
+import { toCallView } from '../src/calls/call-view.js';
 import { query } from './support/database.js';
 import { createCompany, type TestCompany } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -25,15 +27,16 @@ interface Scenario {
 }
 
 /**
- * Service-level guarantees of CallsService.apply on the real database: events of one call give
+ * Service-level guarantees of CallApplyService.apply on the real database: events of one call give
  * the same record whatever their order and repetition, sequentially or concurrently.
  */
-describe('calls: CallsService.apply on the database', () => {
+describe('calls: CallApplyService.apply on the database', () => {
   let t: TestApp;
   let a: TestCompany;
   const agents: string[] = [];
   const extensions = ['1001', '1002'];
-  const svc = () => t.app.get(CallsService);
+  const svc = () => t.app.get(CallApplyService);
+  const queries = () => t.app.get(CallQueriesService);
   const sql = <T extends Record<string, unknown> = Record<string, unknown>>(text: string, params: unknown[] = []) =>
     query<T>(t.db.url, text, params);
 
@@ -97,7 +100,7 @@ describe('calls: CallsService.apply on the database', () => {
 
   /** The call as the API shows it, without what differs between two calls of the same events. */
   async function comparable(callId: string) {
-    const call = await svc().get(a.id, callId);
+    const call = await queries().get(a.id, callId);
     const { id, createdAt, updatedAt, providerCallId, ...rest } = toCallView(call);
     expect([id, createdAt, updatedAt, providerCallId].every((v) => typeof v === 'string')).toBe(true);
     return { ...rest, state: call.state };
@@ -177,7 +180,7 @@ describe('calls: CallsService.apply on the database', () => {
     const providerCallId = randomUUID();
     const list = steps(answered, nextStart());
     const id = await applyAll(providerCallId, list);
-    const before = await svc().get(a.id, id);
+    const before = await queries().get(a.id, id);
     const eventsBefore = await companyEvents(id);
     const seqBefore = await sql('SELECT last_seq FROM event_counters WHERE company_id = $1', [a.id]);
 
@@ -200,7 +203,7 @@ describe('calls: CallsService.apply on the database', () => {
     });
     expect(changed.applied).toBe(false);
 
-    const after = await svc().get(a.id, id);
+    const after = await queries().get(a.id, id);
     expect(after).toEqual(before);
     expect(after.updatedAt.getTime()).toBe(before.updatedAt.getTime());
     expect((await timeline(id)).map((r) => r.event_key)).toEqual(['answer', 'end', 'recording', 'ring', 'ring-agent']);

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { CallDetail } from '../src/calls/calls.service.js';
+import type { CallDetail } from '../src/calls/call-view.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import { EventsService } from '../src/events/events.service.js';
 import type { CallEvent } from '../src/calls/call-event.js';
 import type { CallDirection, EndReason } from '../src/calls/call-state.js';
-import { CallsService } from '../src/calls/calls.service.js';
+import { CallApplyService } from '../src/calls/call-apply.service.js';
+import { CallQueriesService } from '../src/calls/call-queries.service.js';
 import { query } from './support/database.js';
 import { json, type Auth, expectProblem } from './support/http.js';
 import { call, createApiKey, createCompany, createUser, type TestCompany, type TestUser } from './support/tenant.js';
@@ -43,7 +44,7 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
 
   const sql = <T extends Record<string, unknown> = Record<string, unknown>>(text: string, params: unknown[] = []) =>
     query<T>(t.db.url, text, params);
-  const svc = () => t.app.get(CallsService);
+  const svc = () => t.app.get(CallApplyService);
   const owner = () => ({ token: a.owner.accessToken });
   const as = (u: TestUser) => ({ token: u.accessToken });
 
@@ -79,7 +80,7 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
     endReason?: EndReason;
   }
 
-  /** A call as a phone system makes it: through CallsService.apply, provider asterisk. */
+  /** A call as a phone system makes it: through CallApplyService.apply, provider asterisk. */
   async function makeCall(company: TestCompany, spec: CallSpec): Promise<string> {
     const base = { companyId: company.id, provider: 'asterisk', providerCallId: randomUUID() };
     const events: CallEvent[] = [
@@ -180,7 +181,7 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
   });
   afterAll(() => t.close());
 
-  describe('calls made through CallsService.apply', () => {
+  describe('calls made through CallApplyService.apply', () => {
     it('emits call.ringing for the agent, call.answered, call.ended, and nothing for a repeated event', async () => {
       const base = { companyId: a.id, provider: 'asterisk', providerCallId: randomUUID() };
       const ring: CallEvent = {
@@ -427,7 +428,7 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
       await svc().apply({
         companyId: l.id,
         provider: 'asterisk',
-        providerCallId: (await svc().get(l.id, c.c3!)).providerCallId,
+        providerCallId: (await t.app.get(CallQueriesService).get(l.id, c.c3!)).providerCallId,
         eventKey: 'late-end',
         kind: 'ended',
         at: at(330),
@@ -737,14 +738,22 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
       expect(view).toEqual(created);
 
       const events = await eventsOfCall(a.id, created.id);
-      // A call logged after the fact is announced as ended; it never pops up as ringing.
-      expect(events.map((e) => [e.type, e.agent_id])).toEqual([
-        ['call.ended', agent3],
-        ['call.updated', agent3],
-        ['call.updated', agent3],
-        ['call.updated', agent3],
+      // A call logged by hand is announced in lifecycle order, one event per milestone, each with
+      // the call as it was then, the last with the final status; its notes are in every one (set
+      // in the same transaction), and nothing follows.
+      expect(
+        events.map((e) => [e.type, e.agent_id, (e.data as { call: CallBody }).call.status, Number(e.seq)]),
+      ).toEqual([
+        ['call.ringing', agent3, 'ringing', Number(events[0]!.seq)],
+        ['call.answered', agent3, 'in_progress', Number(events[0]!.seq) + 1],
+        ['call.ended', agent3, 'completed', Number(events[0]!.seq) + 2],
       ]);
-      expect(events[3]!.data).toMatchObject({ call: { notes: 'Asked about the invoice', tags: ['billing', 'vip'] } });
+      for (const e of events) {
+        expect(e.data).toMatchObject({
+          call: { id: created.id, notes: 'Asked about the invoice', disposition: 'resolved', tags: ['billing', 'vip'] },
+        });
+      }
+      expect(events[2]!.data).toEqual({ call: created });
     });
 
     it('derives unanswered and unfinished calls the same way', async () => {
@@ -766,7 +775,12 @@ describe('calls: /api/v1/calls, /api/v1/screen-pop', () => {
         talkSeconds: null,
         durationSeconds: 307,
       });
-      expect((await eventsOfCall(a.id, busy.id)).map((e) => e.type)).toEqual(['call.ended', 'call.updated']);
+      expect(
+        (await eventsOfCall(a.id, busy.id)).map((e) => [e.type, (e.data as { call: CallBody }).call.status]),
+      ).toEqual([
+        ['call.ringing', 'ringing'],
+        ['call.ended', 'busy'],
+      ]);
 
       const missed: CallBody = await json(
         await post({

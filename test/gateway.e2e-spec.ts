@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CallsService } from '../src/calls/calls.service.js';
+import { CallApplyService } from '../src/calls/call-apply.service.js';
 import { query } from './support/database.js';
 import { json } from './support/http.js';
 import { connect, type LiveClient, refusal, sleep } from './support/sockets.js';
@@ -23,9 +23,9 @@ async function linkAgent(t: TestApp, company: TestCompany, user: TestUser | null
   return row!.id;
 }
 
-/** A call that rings at an agent (by extension), through the real CallsService. */
+/** A call that rings at an agent (by extension), through the real CallApplyService. */
 async function ring(t: TestApp, company: TestCompany, extension: string, callId = randomUUID()) {
-  await t.app.get(CallsService).apply({
+  await t.app.get(CallApplyService).apply({
     companyId: company.id,
     provider: 'asterisk',
     providerCallId: callId,

@@ -1,4 +1,4 @@
-import { json, PROBLEM } from './support/http.js';
+import { expectProblem, json, PROBLEM } from './support/http.js';
 import { ProbeModule } from './support/probe.module.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
@@ -142,5 +142,68 @@ describe('HTTP pipeline: problem+json, request ids, headers, logging', () => {
     expect(allowed.headers.get('strict-transport-security')).toMatch(/max-age=/);
     const other = await t.fetch('/health', { headers: { origin: 'https://evil.example.net' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('HTTP edge guards: nesting depth and NUL characters', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ imports: [ProbeModule], env: { JSON_MAX_DEPTH: '8' } });
+  });
+  afterAll(() => t.close());
+
+  const post = (path: string, body: string, contentType = 'application/json') =>
+    t.fetch(path, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const nested = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
+
+  it('refuses a body nested deeper than JSON_MAX_DEPTH with 400 invalid-body, before validation', async () => {
+    const res = await post('/api/v1/auth/login', `{"email":${nested(8)}}`);
+    const body = await expectProblem(res, 400, 'invalid-body');
+    expect(body.detail).toBe('The body is nested deeper than 8 levels of arrays and objects.');
+    // 2,000 levels (class-transformer overflowed its stack on this): the same answer, at once.
+    await expectProblem(await post('/api/v1/auth/register', `{"a":${nested(2_000)}}`), 400, 'invalid-body');
+    // Brackets inside strings are text, not nesting.
+    const ok = await post(
+      '/__probe/echo',
+      JSON.stringify({ name: '[[[[[[[[[[', count: 1, address: { country: 'US' } }),
+    );
+    expect(ok.status).toBe(201);
+    // At the limit it is read (and validated as usual).
+    await expectProblem(await post('/__probe/echo', `{"name":${nested(7)}}`), 400, 'validation-failed');
+  });
+
+  it('refuses NUL in any string or key of a JSON body', async () => {
+    const login = await post('/api/v1/auth/login', JSON.stringify({ email: 'a\u0000@example.com', password: 'x' }));
+    expect((await expectProblem(login, 400, 'invalid-body')).field).toBe('email');
+    const deep = await post(
+      '/__probe/echo',
+      JSON.stringify({ name: 'a', count: 1, address: { country: ['U\u0000'] } }),
+    );
+    expect((await expectProblem(deep, 400, 'invalid-body')).field).toBe('address.country[0]');
+    const key = await post('/__probe/echo', JSON.stringify({ name: 'a', count: 1, ['x\u0000y']: 1 }));
+    await expectProblem(key, 400, 'invalid-body');
+    // An escaped backslash followed by "u0000" is no NUL.
+    const text = await post('/__probe/echo', JSON.stringify({ name: '\\u0000', count: 1, address: { country: 'US' } }));
+    expect(text.status).toBe(201);
+  });
+
+  it('refuses NUL in a form body, and keeps form bodies working', async () => {
+    await expectProblem(
+      await post('/__probe/echo', 'name=a%00b&count=1', 'application/x-www-form-urlencoded'),
+      400,
+      'invalid-body',
+    );
+    const form = await post('/__probe/echo', 'name=a&count=1', 'application/x-www-form-urlencoded');
+    expect(form.status).toBe(400); // validated as usual: count is text and address is missing
+    expect((await json(form)).type).toBe('urn:switchboard:problem:validation-failed');
+  });
+
+  it('refuses NUL in the query and in path parameters (%00), before authentication', async () => {
+    await expectProblem(await t.fetch('/health?x=%00'), 400, 'invalid-url');
+    await expectProblem(await t.fetch('/api/v1/agents/%00abc'), 400, 'invalid-url');
+    await expectProblem(await t.fetch('/api/v1/calls?agentId=a%00'), 400, 'invalid-url');
+    // %2500 is the text "%00", not a NUL.
+    expect((await t.fetch('/health?x=%2500')).status).toBe(200);
   });
 });

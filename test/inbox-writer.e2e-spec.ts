@@ -17,6 +17,9 @@ describe('inbox writer (group commit of incoming webhooks)', () => {
     kind: 'call',
     eventId,
     payloadJson: JSON.stringify({ eventId }),
+    callKey: `${connectionId}:${eventId}`,
+    partition: 0,
+    recordsJson: null,
   });
 
   beforeAll(async () => {

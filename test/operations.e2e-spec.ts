@@ -26,6 +26,8 @@ describe('operations: health, metrics, OpenAPI', () => {
     expect(body.details).toEqual({
       database: expect.objectContaining({ status: 'up' }),
       asterisk: { status: 'up', held: 0, connections: [] },
+      // The inbox backlog, informational: past the threshold it says degraded and stays up.
+      webhookBacklog: { status: 'up', pending: 0, oldestAgeSeconds: 0, threshold: 10000, degraded: false },
     });
   });
 

@@ -38,7 +38,7 @@ describe('readiness goes red when the database stops, and green when it is back'
       type: 'urn:switchboard:problem:not-ready',
       status: 503,
       detail: 'Not ready: database unreachable.',
-      checks: { database: { status: 'down' } },
+      checks: { database: { status: 'down' }, webhookBacklog: { status: 'up', known: false } },
     });
     expect(JSON.stringify(body)).not.toMatch(/password|postgres:\/\//);
 

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import type { InboxItemDto } from '../src/pbx/inbox/webhook-inbox.dto.js';
-import type { CallDetail } from '../src/calls/calls.service.js';
+import type { CallDetail } from '../src/calls/call-view.js';
 import {
   callbackRow,
   clickToCallDeliveries,
@@ -671,12 +671,15 @@ describe('NetSapiens: subscription, webhooks and click-to-call (e2e, fake NetSap
       );
       expect((await getCall(callId)).status).toBe('in_progress');
       fake.requests.length = 0;
+      // NetSapiens API v2 has no DTMF action: 501 unsupported-by-provider naming the vendor.
       const dtmf = await expectProblem(
         await call(t, 'POST', `/api/v1/calls/${callId}/dtmf`, owner(), { digits: '12#' }),
-        422,
-        'pbx-unsupported',
+        501,
+        'unsupported-by-provider',
       );
-      expect(dtmf.pbxError).toBe('UNSUPPORTED');
+      expect(dtmf).toMatchObject({ provider: 'netsapiens', capability: 'dtmf' });
+      const view = await json(await call(t, 'GET', `/api/v1/pbx-connections/${conn.id}`, owner()));
+      expect(view.capabilities).toMatchObject({ dtmf: false });
       await expectProblem(
         await call(t, 'POST', `/api/v1/calls/${callId}/dtmf`, owner(), { digits: 'x1' }),
         400,

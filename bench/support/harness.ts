@@ -1,7 +1,8 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -174,6 +175,26 @@ export interface Machine {
   memGiB: number;
   node: string;
   postgres: string;
+  /** From `lscpu` (Linux), when it runs: family/model, threads per core, hypervisor. */
+  lscpu?: string;
+}
+
+/** A one-line summary of `lscpu`, or undefined where it is not available. */
+function lscpuSummary(): string | undefined {
+  try {
+    const out = execFileSync('lscpu', { encoding: 'utf8', timeout: 2000 });
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, 'm').exec(out)?.[1]?.trim();
+    const parts = [
+      field('Model name'),
+      field('CPU family') && `family ${field('CPU family')} model ${field('Model')}`,
+      field('CPU\\(s\\)') && `${field('CPU\\(s\\)')} CPUs`,
+      field('Thread\\(s\\) per core') && `${field('Thread\\(s\\) per core')} thread(s) per core`,
+      /\bhypervisor\b/.test(out) ? 'virtual machine (hypervisor flag)' : undefined,
+    ].filter(Boolean);
+    return parts.length ? parts.join(', ') : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function machine(databaseUrl: string): Promise<Machine> {
@@ -185,12 +206,13 @@ export async function machine(databaseUrl: string): Promise<Machine> {
     memGiB: totalmem() / 2 ** 30,
     node: process.version,
     postgres: version.split(',')[0]!,
+    lscpu: lscpuSummary(),
   };
 }
 
 export function machineLines(m: Machine): string[] {
   return [
-    `- CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memGiB.toFixed(1)} GiB`,
+    `- CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memGiB.toFixed(1)} GiB` + (m.lscpu ? ` (lscpu: ${m.lscpu})` : ''),
     `- Node.js ${m.node} (flags: ${nodeFlags()}); ${m.postgres}`,
   ];
 }
@@ -199,6 +221,20 @@ export function machineLines(m: Machine): string[] {
 export function nodeFlags(): string {
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].filter(Boolean);
   return flags.length ? flags.map((f) => `\`${f}\``).join(' ') : 'none';
+}
+
+/**
+ * How busy the machine was (1-minute load average against the cores). Over half the cores busy
+ * before we start means other work shares the machine: absolute figures are then marked as such.
+ */
+export function loadNote(): { loaded: boolean; text: string } {
+  const [one] = loadavg();
+  const cores = cpus().length;
+  const loaded = one > cores * 0.5;
+  return {
+    loaded,
+    text: `load average ${one.toFixed(2)} on ${cores} cores${loaded ? ' (**loaded**: other work was running)' : ''}`,
+  };
 }
 
 export const isoNow = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');

@@ -13,6 +13,8 @@ export interface ClientJob {
   path: string;
   headers: Record<string, string>;
   count: number;
+  /** Request i adds `perRequest[i]` to `headers` (e.g. a different API key each time). */
+  perRequest?: Record<string, string>[];
 }
 
 export interface ClientResult {
@@ -43,7 +45,8 @@ async function run(job: ClientJob): Promise<ClientResult> {
   const statuses: Record<number, number> = {};
   for (let i = 0; i < job.count; i++) {
     const start = performance.now();
-    const status = await get(job.port, job.path, job.headers);
+    const headers = job.perRequest ? { ...job.headers, ...job.perRequest[i] } : job.headers;
+    const status = await get(job.port, job.path, headers);
     latencies[i] = performance.now() - start;
     statuses[status] = (statuses[status] ?? 0) + 1;
   }

@@ -42,6 +42,8 @@ export interface WalkResult {
   id: number;
   /** The `next` of the last page fetched: the cursor of the page after it. */
   cursor: string | null;
+  /** The `next` of each page fetched, in order (`cursors[i]` leads to page i + 2). */
+  cursors: string[];
   rows: number;
   distinctIds: number;
   /** Latencies of the pages fetched, in order. */
@@ -102,6 +104,7 @@ async function walk(job: Extract<PagesJob, { kind: 'walk' }>): Promise<WalkResul
   const ids = new Set<string>();
   let rows = 0;
   let cursor: string | null = null;
+  const cursors: string[] = [];
   for (let i = 0; i < job.pages; i++) {
     const path: string = cursor ? `${job.path}&cursor=${encodeURIComponent(cursor)}` : job.path;
     const start = performance.now();
@@ -113,8 +116,9 @@ async function walk(job: Extract<PagesJob, { kind: 'walk' }>): Promise<WalkResul
     for (const row of page.data) ids.add(row.id);
     cursor = page.next;
     if (!cursor) throw new Error(`page ${i + 1} has no next cursor`);
+    cursors.push(cursor);
   }
-  return { id: job.id, cursor, rows, distinctIds: ids.size, latencies };
+  return { id: job.id, cursor, cursors, rows, distinctIds: ids.size, latencies };
 }
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -139,6 +143,7 @@ parentPort?.on('message', (job: PagesJob) => {
         parentPort?.postMessage({
           id: job.id,
           cursor: null,
+          cursors: [],
           rows: 0,
           distinctIds: 0,
           latencies: new Float64Array(0),

@@ -1,14 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { ArrayContains, DataSource, type FindOptionsWhere, IsNull, Repository } from 'typeorm';
+import { ArrayContains, DataSource, type EntityManager, type FindOptionsWhere, IsNull, Repository } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { actorOf, roleAtLeast, type Tenant } from '../common/access/principal.js';
-import { AppException, ValidationFailedException } from '../common/errors/problem.js';
+import { type AppException, validationFailed } from '../common/errors/common.errors.js';
 import { offsetPage, type OffsetPage } from '../common/pagination.js';
 import type { EventEnvelope } from '../events/event-envelope.js';
 import { EventsService } from '../events/events.service.js';
 import { UsersService } from '../users/users.service.js';
 import { AgentEntity, type AgentStatus } from './agent.entity.js';
+import { agentsError } from './agents.errors.js';
 import type { AgentDto, AgentListQuery, CreateAgentDto, UpdateAgentDto } from './dto/agents.dto.js';
 import { type Provider, UserMappingEntity } from './user-mapping.entity.js';
 
@@ -41,6 +42,7 @@ function agentEventView(a: AgentEntity): Record<string, unknown> {
 }
 
 const UNIQUE_VIOLATION = '23505';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FOREIGN_KEY_VIOLATION = '23503';
 
 @Injectable()
@@ -76,6 +78,45 @@ export class AgentsService {
       if (agent) return agent.id;
     }
     return null;
+  }
+
+  /**
+   * `resolve` for many references at once, in one query (the batch apply resolves every agent of
+   * a batch of call events together): the same rules, in the same order — our id (an agent of
+   * the company, not deleted), else the user mapping of (provider, external id), else the agent
+   * with that extension (the external id standing in for it). One answer per reference, in order.
+   */
+  async resolveMany(
+    refs: readonly { companyId: string; ref: AgentRef }[],
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<(string | null)[]> {
+    if (refs.length === 0) return [];
+    const text = (v: string | undefined, max: number) => (v && v.length <= max ? v : null);
+    const rows = (await manager.query(
+      `SELECT r.i,
+         CASE WHEN r.agent_id IS NOT NULL THEN
+           (SELECT a.id FROM agents a WHERE a.id = r.agent_id AND a.company_id = r.company_id AND a.deleted_at IS NULL)
+         ELSE COALESCE(
+           (SELECT m.agent_id FROM user_mappings m
+            WHERE m.company_id = r.company_id AND m.provider = r.provider AND m.external_id = r.external_id),
+           (SELECT a.id FROM agents a
+            WHERE a.company_id = r.company_id AND a.extension = r.extension AND a.deleted_at IS NULL LIMIT 1))
+         END AS agent_id
+       FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::varchar[], $5::varchar[], $6::varchar[])
+         AS r(i, company_id, agent_id, provider, external_id, extension)`,
+      [
+        refs.map((_, i) => i),
+        refs.map((r) => r.companyId),
+        // Not a uuid: no agent of ours (and no cast error failing the whole batch).
+        refs.map((r) => (r.ref.agentId && UUID.test(r.ref.agentId) ? r.ref.agentId : null)),
+        refs.map((r) => (r.ref.agentId ? null : (r.ref.provider ?? null))),
+        refs.map((r) => (r.ref.agentId || !r.ref.provider ? null : text(r.ref.externalId, 128))),
+        refs.map((r) => (r.ref.agentId ? null : text(r.ref.extension ?? r.ref.externalId, 32))),
+      ],
+    )) as { i: number; agent_id: string | null }[];
+    const out: (string | null)[] = refs.map(() => null);
+    for (const row of rows) out[row.i] = row.agent_id;
+    return out;
   }
 
   /**
@@ -228,7 +269,7 @@ export class AgentsService {
       const agent = await this.find(repo, tenant.companyId, id, true);
       const p = tenant.principal;
       if (p.kind === 'user' && p.role === 'agent' && agent.userId !== p.userId) {
-        throw new AppException('forbidden', 403, 'An agent sets only its own availability.');
+        throw agentsError('forbidden', 'An agent sets only its own availability.');
       }
       if (agent.status === status) return toAgentDto(agent);
       const now = new Date();
@@ -257,7 +298,7 @@ export class AgentsService {
       where: { id, companyId, deletedAt: IsNull() },
       ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
     });
-    if (!agent) throw new AppException('not-found', 404, 'No such agent.');
+    if (!agent) throw agentsError('not-found', 'No such agent.');
     return agent;
   }
 
@@ -274,12 +315,12 @@ export class AgentsService {
     } catch (error) {
       const { code, constraint } = error as { code?: string; constraint?: string };
       if (code === UNIQUE_VIOLATION && constraint === 'agents_company_extension_key') {
-        throw new AppException('extension-taken', 409, 'Another agent of the company has this extension.', {
+        throw agentsError('extension-taken', 'Another agent of the company has this extension.', {
           errors: [{ field: 'extension', messages: ['extension is taken by another agent'] }],
         });
       }
       if (code === UNIQUE_VIOLATION && constraint === 'agents_user_key') {
-        throw new AppException('user-has-agent', 409, 'This user already is an agent.', {
+        throw agentsError('user-has-agent', 'This user already is an agent.', {
           errors: [{ field: 'userId', messages: ['userId already has an agent'] }],
         });
       }
@@ -290,6 +331,6 @@ export class AgentsService {
   }
 }
 
-function unknownUser(): ValidationFailedException {
-  return new ValidationFailedException([{ field: 'userId', messages: ['userId must be a user of this company'] }]);
+function unknownUser(): AppException {
+  return validationFailed([{ field: 'userId', messages: ['userId must be a user of this company'] }]);
 }

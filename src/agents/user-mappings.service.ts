@@ -4,10 +4,11 @@ import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { DataSource, type EntityManager, type FindOptionsWhere, In, IsNull, Repository } from 'typeorm';
 import type { Tenant } from '../common/access/principal.js';
-import { AppException, type FieldError, ValidationFailedException } from '../common/errors/problem.js';
+import { type AppException, type FieldError, validationFailed } from '../common/errors/common.errors.js';
 import { toFieldErrors } from '../common/errors/validation.js';
 import { offsetPage, type OffsetPage } from '../common/pagination.js';
 import { AgentEntity } from './agent.entity.js';
+import { agentsError } from './agents.errors.js';
 import {
   CreateUserMappingDto,
   type UserMappingDto,
@@ -165,7 +166,7 @@ export class UserMappingsService {
       }
 
       if (shapeErrors.length || invalid.length) {
-        throw new ValidationFailedException(inRowOrder([...shapeErrors, ...invalid, ...conflicts]));
+        throw validationFailed(inRowOrder([...shapeErrors, ...invalid, ...conflicts]));
       }
       if (conflicts.length) throw mappingExists(inRowOrder(conflicts));
       return this.write(m, companyId, rows);
@@ -253,14 +254,13 @@ function inRowOrder(errors: [number, FieldError][]): FieldError[] {
 }
 
 function mappingExists(errors: FieldError[]): AppException {
-  return new AppException(
+  return agentsError(
     'mapping-exists',
-    409,
     'The company already maps this identity at the provider.',
     errors.length ? { errors } : {},
   );
 }
 
 function notFound(): AppException {
-  return new AppException('not-found', 404, 'No such user mapping.');
+  return agentsError('not-found', 'No such user mapping.');
 }

@@ -1,10 +1,10 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { ACCESS_RULE, type AccessRule } from '../common/access/access.decorators.js';
 import { type Principal, roleAtLeast } from '../common/access/principal.js';
 import { constantTimeEqual } from '../common/crypto/crypto.js';
-import { AppException } from '../common/errors/problem.js';
+import { type AppException, isAppException } from '../common/errors/common.errors.js';
 import { enforce } from '../common/rate-limit/rate-limit.js';
 import { RateLimitService } from '../common/rate-limit/rate-limit.service.js';
 import { requestContext } from '../common/request-context.js';
@@ -12,6 +12,7 @@ import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { ApiKeysService } from '../tenants/api-keys.service.js';
 import { CompaniesService } from '../tenants/companies.service.js';
+import { authError } from './auth.errors.js';
 import { AuthService } from './auth.service.js';
 
 declare module 'fastify' {
@@ -44,20 +45,18 @@ export class AccessGuard implements CanActivate {
       context.getHandler(),
       context.getClass(),
     ]);
-    if (!rule) throw new AppException('forbidden', 403, 'This route has no access rule.');
+    if (!rule) throw authError('forbidden', 'This route has no access rule.');
     if (rule.kind === 'public') return true;
 
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const reply = context.switchToHttp().getResponse<FastifyReply>();
     let principal: Principal;
     try {
       principal = await this.authenticate(request, rule);
     } catch (error) {
       // Failed credentials count against the client address: no free guessing of keys.
-      if (error instanceof AppException && error.status === 401) {
+      if (isAppException(error) && error.status === 401) {
         enforce(
           await this.rateLimits.hit(`authfail:${request.ip}`, this.config.RATE_LIMIT_TENANT_PER_MIN),
-          reply,
           'failed authentications from this address',
         );
       }
@@ -70,16 +69,11 @@ export class AccessGuard implements CanActivate {
     if (principal.kind === 'operator' || rule.kind === 'operator') {
       enforce(
         await this.rateLimits.hit(`operator:${request.ip}`, this.config.RATE_LIMIT_OPERATOR_PER_MIN),
-        reply,
         'the operator API',
       );
     } else {
       const who = principal.kind === 'api_key' ? `key:${principal.apiKeyId}` : `user:${principal.userId}`;
-      enforce(
-        await this.rateLimits.hit(`tenant:${who}`, this.config.RATE_LIMIT_TENANT_PER_MIN),
-        reply,
-        'this credential',
-      );
+      enforce(await this.rateLimits.hit(`tenant:${who}`, this.config.RATE_LIMIT_TENANT_PER_MIN), 'this credential');
     }
     this.authorize(rule, principal);
     return true;
@@ -100,7 +94,7 @@ export class AccessGuard implements CanActivate {
     const key = apiKeyHeader(request);
     if (key) {
       if (rule.kind !== 'tenant' || !rule.scope)
-        throw new AppException('forbidden', 403, 'This route takes a user session, not an API key.');
+        throw authError('forbidden', 'This route takes a user session, not an API key.');
       const found = await this.apiKeys.authenticate(key);
       if (!found) throw unauthorized('The API key is unknown, revoked or expired.');
       const { companyActive, ...identity } = found;
@@ -128,25 +122,21 @@ export class AccessGuard implements CanActivate {
   private authorize(rule: Exclude<AccessRule, { kind: 'public' }>, principal: Principal): void {
     switch (rule.kind) {
       case 'session':
-        if (principal.kind !== 'user') throw new AppException('forbidden', 403, 'This route takes a user session.');
+        if (principal.kind !== 'user') throw authError('forbidden', 'This route takes a user session.');
         return;
       case 'operator':
         if (principal.kind === 'operator' || (principal.kind === 'user' && principal.role === 'superadmin')) return;
-        throw new AppException('forbidden', 403, 'Platform operators only.');
+        throw authError('forbidden', 'Platform operators only.');
       case 'tenant':
         if (principal.kind === 'api_key') {
           if (rule.scope && (principal.scopes.includes(rule.scope) || principal.scopes.includes('*'))) return;
-          throw new AppException(
-            'insufficient-scope',
-            403,
-            `This API key lacks the scope ${rule.scope ?? '(users only)'}.`,
-          );
+          throw authError('insufficient-scope', `This API key lacks the scope ${rule.scope ?? '(users only)'}.`);
         }
         if (principal.kind !== 'user' || !principal.companyId) {
-          throw new AppException('no-company', 403, 'This route acts on a company; the credential has none.');
+          throw authError('no-company', 'This route acts on a company; the credential has none.');
         }
         if (!roleAtLeast(principal.role, rule.role)) {
-          throw new AppException('forbidden', 403, `This needs the role ${rule.role} or higher.`);
+          throw authError('forbidden', `This needs the role ${rule.role} or higher.`);
         }
         return;
     }
@@ -154,11 +144,11 @@ export class AccessGuard implements CanActivate {
 }
 
 function suspended(): AppException {
-  return new AppException('company-suspended', 403, 'This company is suspended.');
+  return authError('company-suspended', 'This company is suspended.');
 }
 
 function unauthorized(detail: string): AppException {
-  return new AppException('unauthorized', 401, detail, {}, { 'www-authenticate': 'Bearer' });
+  return authError('unauthorized', detail, {}, { 'www-authenticate': 'Bearer' });
 }
 
 function bearerToken(request: FastifyRequest): string | undefined {

@@ -1,6 +1,6 @@
-import { Body, Controller, Get, HttpCode, Patch, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Patch, Post, Req } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Access, CurrentPrincipal } from '../common/access/access.decorators.js';
 import type { Principal } from '../common/access/principal.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
@@ -38,8 +38,8 @@ export class AuthController {
   })
   @ApiOkResponse({ type: TokensDto })
   @ApiProblems(400, 401, 403, 429)
-  login(@Body() dto: LoginDto, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
-    return this.auth.login(dto, client(req), reply);
+  login(@Body() dto: LoginDto, @Req() req: FastifyRequest) {
+    return this.auth.login(dto, client(req));
   }
 
   @Post('refresh')

@@ -6,16 +6,15 @@ import { AuditService } from '../audit/audit.service.js';
 import type { Principal } from '../common/access/principal.js';
 import type { Role } from '../common/access/roles.js';
 import { hashPassword, randomToken, verifyPassword } from '../common/crypto/crypto.js';
-import { AppException } from '../common/errors/problem.js';
 import { enforce } from '../common/rate-limit/rate-limit.js';
 import { RateLimitService } from '../common/rate-limit/rate-limit.service.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CompaniesService, toCompanyDto } from '../tenants/companies.service.js';
 import { normaliseEmail, toUserDto, type UserIdentity, UsersService } from '../users/users.service.js';
+import { authError } from './auth.errors.js';
 import type { LoginDto, RegisterDto, TokensDto, UpdateMeDto } from './dto/auth.dto.js';
 import { type ClientInfo, SessionsService } from './sessions.service.js';
-import type { FastifyReply } from 'fastify';
 
 export interface AccessClaims {
   sub: string;
@@ -50,11 +49,7 @@ export class AuthService implements OnModuleInit {
 
   async register(dto: RegisterDto, client: ClientInfo): Promise<TokensDto> {
     if (!this.config.AUTH_REGISTRATION_ENABLED) {
-      throw new AppException(
-        'registration-disabled',
-        403,
-        'Self-service registration is switched off here; ask an operator.',
-      );
+      throw authError('registration-disabled', 'Self-service registration is switched off here; ask an operator.');
     }
     const user = await this.dataSource.transaction(async (m) => {
       const company = await this.companies.create(m, dto.companyName);
@@ -81,15 +76,11 @@ export class AuthService implements OnModuleInit {
     return this.issue(user, await this.sessions.start(user.id, client));
   }
 
-  async login(dto: LoginDto, client: ClientInfo, reply?: FastifyReply): Promise<TokensDto> {
+  async login(dto: LoginDto, client: ClientInfo): Promise<TokensDto> {
     const email = normaliseEmail(dto.email);
     const limit = this.config.RATE_LIMIT_LOGIN_PER_MIN;
-    enforce(
-      await this.rateLimits.hit(`login-ip:${client.ip ?? 'unknown'}`, limit),
-      reply,
-      'sign-ins from this address',
-    );
-    enforce(await this.rateLimits.hit(`login-email:${email}`, limit), reply, 'sign-ins to this account');
+    enforce(await this.rateLimits.hit(`login-ip:${client.ip ?? 'unknown'}`, limit), 'sign-ins from this address');
+    enforce(await this.rateLimits.hit(`login-email:${email}`, limit), 'sign-ins to this account');
 
     const user = await this.users.findForLogin(email);
     const passwordOk = await verifyPassword(dto.password, user?.passwordHash ?? this.dummyHash);
@@ -101,10 +92,10 @@ export class AuthService implements OnModuleInit {
         action: 'auth.login_failed',
         details: { reason: 'invalid-credentials' },
       });
-      throw new AppException('invalid-credentials', 401, 'The e-mail or the password is wrong.');
+      throw authError('invalid-credentials', 'The e-mail or the password is wrong.');
     }
     if (user.companyId && !(await this.companies.isActive(user.companyId))) {
-      throw new AppException('company-suspended', 403, 'This company is suspended.');
+      throw authError('company-suspended', 'This company is suspended.');
     }
     await this.users.recordLogin(user.id);
     await this.audit.record({ companyId: user.companyId, actorType: 'user', actorId: user.id, action: 'auth.login' });
@@ -114,10 +105,10 @@ export class AuthService implements OnModuleInit {
   async refresh(presented: string, client: ClientInfo): Promise<TokensDto> {
     const { userId, next } = await this.sessions.rotate(presented, client);
     const user = await this.users.byId(userId).catch(() => null);
-    if (!user) throw new AppException('invalid-refresh-token', 401, 'The user of this session no longer exists.');
+    if (!user) throw authError('invalid-refresh-token', 'The user of this session no longer exists.');
     if (user.companyId && !(await this.companies.isActive(user.companyId))) {
       await this.sessions.revokeFamily(next.familyId);
-      throw new AppException('company-suspended', 403, 'This company is suspended.');
+      throw authError('company-suspended', 'This company is suspended.');
     }
     return this.issue(user, next);
   }
@@ -125,8 +116,7 @@ export class AuthService implements OnModuleInit {
   async logout(principal: Principal, sessionId: string | undefined, refreshToken?: string): Promise<void> {
     if (principal.kind !== 'user') return;
     const family = refreshToken ? await this.sessions.familyOf(refreshToken, principal.userId) : sessionId;
-    if (!family)
-      throw new AppException('invalid-refresh-token', 401, 'That refresh token is not one of your sessions.');
+    if (!family) throw authError('invalid-refresh-token', 'That refresh token is not one of your sessions.');
     await this.sessions.revokeFamily(family);
     await this.audit.record({
       companyId: principal.companyId,
@@ -139,19 +129,21 @@ export class AuthService implements OnModuleInit {
   }
 
   async me(principal: Principal) {
-    if (principal.kind !== 'user') throw new AppException('forbidden', 403, 'Only users have a profile.');
+    if (principal.kind !== 'user') throw authError('forbidden', 'Only users have a profile.');
     const user = await this.users.byId(principal.userId);
     const company = user.companyId ? toCompanyDto(await this.companies.get(user.companyId)) : null;
     return { user: toUserDto(user), company };
   }
 
   async updateMe(principal: Principal, dto: UpdateMeDto) {
-    if (principal.kind !== 'user') throw new AppException('forbidden', 403, 'Only users have a profile.');
+    if (principal.kind !== 'user') throw authError('forbidden', 'Only users have a profile.');
     let passwordHash: string | undefined;
     if (dto.newPassword !== undefined) {
       const user = await this.users.byId(principal.userId);
       if (!dto.currentPassword || !(await verifyPassword(dto.currentPassword, user.passwordHash))) {
-        throw new AppException('invalid-credentials', 400, 'currentPassword is wrong.', {
+        // A wrong field of a form, not a failed sign-in: 400 on the field. `invalid-credentials`
+        // is 401, and a 401 here would make clients sign a user out over a typo.
+        throw authError('validation-failed', 'currentPassword is wrong.', {
           errors: [{ field: 'currentPassword', messages: ['currentPassword is wrong'] }],
         });
       }

@@ -4,10 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { IsNull, Repository } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { randomToken, sha256Hex } from '../common/crypto/crypto.js';
-import { AppException } from '../common/errors/problem.js';
+import type { AppException } from '../common/errors/common.errors.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { UsersService } from '../users/users.service.js';
+import { authError } from './auth.errors.js';
 import { RefreshTokenEntity } from './refresh-token.entity.js';
 
 export interface IssuedRefreshToken {
@@ -62,9 +63,8 @@ export class SessionsService {
         targetId: row.familyId,
         details: { ip: client.ip },
       });
-      throw new AppException(
+      throw authError(
         'refresh-token-reused',
-        401,
         'This refresh token was already used; the session is ended. Sign in again.',
       );
     }
@@ -105,9 +105,5 @@ export class SessionsService {
 }
 
 function invalid(): AppException {
-  return new AppException(
-    'invalid-refresh-token',
-    401,
-    'The refresh token is unknown, expired or revoked. Sign in again.',
-  );
+  return authError('invalid-refresh-token', 'The refresh token is unknown, expired or revoked. Sign in again.');
 }

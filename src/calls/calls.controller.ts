@@ -4,7 +4,8 @@ import { Access, CurrentTenant } from '../common/access/access.decorators.js';
 import type { Tenant } from '../common/access/principal.js';
 import { CursorPageQuery } from '../common/pagination.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
-import { CallsService } from './calls.service.js';
+import { CallCommandsService } from './call-commands.service.js';
+import { CallQueriesService } from './call-queries.service.js';
 import {
   AssignCallDto,
   CallDetailDto,
@@ -20,7 +21,10 @@ import {
 @ApiTags('calls')
 @Controller('api/v1')
 export class CallsController {
-  constructor(private readonly calls: CallsService) {}
+  constructor(
+    private readonly queries: CallQueriesService,
+    private readonly commands: CallCommandsService,
+  ) {}
 
   @Get('calls')
   @Access.tenant('agent', 'calls:read')
@@ -33,7 +37,7 @@ export class CallsController {
   @ApiOkResponse({ type: CallPageDto })
   @ApiProblems(400)
   list(@CurrentTenant() tenant: Tenant, @Query() query: ListCallsQuery) {
-    return this.calls.list(tenant, query);
+    return this.queries.list(tenant, query);
   }
 
   @Get('calls/active')
@@ -45,7 +49,7 @@ export class CallsController {
   @ApiOkResponse({ type: CallPageDto })
   @ApiProblems(400)
   active(@CurrentTenant() tenant: Tenant, @Query() query: CursorPageQuery) {
-    return this.calls.listActive(tenant, query);
+    return this.queries.listActive(tenant, query);
   }
 
   @Get('calls/:id')
@@ -54,7 +58,7 @@ export class CallsController {
   @ApiOkResponse({ type: CallDetailDto })
   @ApiProblems(400, 404)
   get(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string) {
-    return this.calls.detail(tenant, id);
+    return this.queries.detail(tenant, id);
   }
 
   @Post('calls')
@@ -69,7 +73,7 @@ export class CallsController {
   @ApiCreatedResponse({ type: CallDto })
   @ApiProblems(400)
   create(@CurrentTenant() tenant: Tenant, @Body() dto: CreateCallDto) {
-    return this.calls.logManual(tenant, dto);
+    return this.commands.logManual(tenant, dto);
   }
 
   @Patch('calls/:id')
@@ -81,7 +85,7 @@ export class CallsController {
   @ApiOkResponse({ type: CallDto })
   @ApiProblems(400, 404)
   update(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string, @Body() dto: UpdateCallDto) {
-    return this.calls.updateCall(tenant, id, dto);
+    return this.commands.updateCall(tenant, id, dto);
   }
 
   @Post('calls/:id/assign')
@@ -91,7 +95,7 @@ export class CallsController {
   @ApiOkResponse({ type: CallDto })
   @ApiProblems(400, 404)
   assign(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string, @Body() dto: AssignCallDto) {
-    return this.calls.assign(tenant, id, dto.agentId);
+    return this.commands.assign(tenant, id, dto.agentId);
   }
 
   @Post('screen-pop')
@@ -104,6 +108,6 @@ export class CallsController {
   @ApiAcceptedResponse({ type: ScreenPopAcceptedDto })
   @ApiProblems(400)
   screenPop(@CurrentTenant() tenant: Tenant, @Body() dto: ScreenPopDto) {
-    return this.calls.screenPop(tenant, dto);
+    return this.commands.screenPop(tenant, dto);
   }
 }

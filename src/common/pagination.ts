@@ -2,12 +2,12 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import type { SelectQueryBuilder } from 'typeorm';
-import { AppException } from './errors/problem.js';
+import { commonError } from './errors/common.errors.js';
 
 export const MAX_PAGE_SIZE = 200;
 
 class LimitQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -17,7 +17,7 @@ class LimitQuery {
 }
 
 export class OffsetPageQuery extends LimitQuery {
-  @ApiPropertyOptional({ minimum: 0, default: 0 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, default: 0 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -84,7 +84,7 @@ export function decodeCursor(cursor: string): Keyset {
     if (!valid) throw new Error('bad');
     return { at, id };
   } catch {
-    throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
+    throw commonError('invalid-cursor', 'The cursor is not one this API gave out.');
   }
 }
 
@@ -101,8 +101,7 @@ export async function keysetPage<E extends { id: string }, V>(
 ): Promise<CursorPage<V>> {
   if (query.cursor) {
     const k = decodeCursor(query.cursor);
-    if (k.at.startsWith('0000'))
-      throw new AppException('invalid-cursor', 400, 'The cursor is not one this API gave out.');
+    if (k.at.startsWith('0000')) throw commonError('invalid-cursor', 'The cursor is not one this API gave out.');
     qb.andWhere(`(${alias}.${timeColumn}, ${alias}.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))`, {
       cursorAt: k.at,
       cursorId: k.id,

@@ -6,6 +6,11 @@ export interface RequestContext {
   ip?: string;
   /** Set once the credential is resolved. */
   companyId?: string;
+  /**
+   * Headers the answer must carry, set by code that has no reply (rate limits: RateLimit-*);
+   * the app's onSend hook writes them.
+   */
+  responseHeaders?: Record<string, string>;
 }
 
 export const requestContext = new AsyncLocalStorage<RequestContext>();

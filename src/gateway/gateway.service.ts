@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { CallsService } from '../calls/calls.service.js';
+import { CallQueriesService } from '../calls/call-queries.service.js';
 import { EventsService } from '../events/events.service.js';
 import { agentsRoom, clientsRoom, type ConnectionData, EventsGateway } from './events.gateway.js';
 
@@ -15,7 +15,7 @@ export class GatewayService {
   constructor(
     private readonly gateway: EventsGateway,
     private readonly events: EventsService,
-    private readonly calls: CallsService,
+    private readonly calls: CallQueriesService,
   ) {}
 
   async connectedAgents(companyId: string): Promise<ConnectedAgent[]> {

@@ -27,6 +27,10 @@ export class SwitchboardIoAdapter extends IoAdapter {
       path: '/socket.io',
       cors: { origin: this.config.CORS_ORIGINS.length ? this.config.CORS_ORIGINS : false, credentials: true },
       maxHttpBufferSize: 64 * 1024,
+      // A client that stops answering pings (a dead network, a stalled tab) is dropped after
+      // interval + timeout; HTTP_CONNECTION_TIMEOUT_MS stays above the interval (long polls wait it).
+      pingInterval: this.config.SOCKET_IO_PING_INTERVAL_MS,
+      pingTimeout: this.config.SOCKET_IO_PING_TIMEOUT_MS,
     }) as Server;
     if (this.config.REDIS_URL) {
       const pub = new Redis(this.config.REDIS_URL, {

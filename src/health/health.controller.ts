@@ -10,10 +10,12 @@ import {
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { Access } from '../common/access/access.decorators.js';
-import { AppException } from '../common/errors/problem.js';
 import { RedisService } from '../common/redis/redis.module.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
 import { AsteriskSupervisor } from '../pbx/asterisk/asterisk-supervisor.service.js';
+import { WebhookInboxProcessorService } from '../pbx/inbox/webhook-inbox-processor.service.js';
+import { healthError } from './health.errors.js';
+import { LifecycleService } from './lifecycle.service.js';
 import { MetricsService } from './metrics.service.js';
 
 const CHECK_TIMEOUT_MS = 1_500;
@@ -30,6 +32,8 @@ export class HealthController {
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly asterisk: AsteriskSupervisor,
+    private readonly lifecycle: LifecycleService,
+    private readonly inbox: WebhookInboxProcessorService,
   ) {}
 
   @Get('health')
@@ -42,7 +46,7 @@ export class HealthController {
 
   @Get('health/ready')
   @ApiOperation({
-    summary: 'Readiness: the database (and Redis when REDIS_URL is set) answer',
+    summary: 'Readiness: the database (and Redis when REDIS_URL is set) answer, and the instance is not stopping',
     description: `Each check has ${CHECK_TIMEOUT_MS} ms. 503 problem+json with \`checks\` naming what is down.`,
     operationId: 'healthReady',
   })
@@ -51,17 +55,23 @@ export class HealthController {
   })
   @ApiProblems(503)
   async ready() {
+    if (this.lifecycle.draining) {
+      throw healthError('not-ready', 'Not ready: this instance is stopping (finishing the requests in flight).', {
+        checks: { lifecycle: { status: 'down', message: 'stopping' } },
+      });
+    }
     const checks: HealthIndicatorFunction[] = [() => this.db.pingCheck('database', { timeout: CHECK_TIMEOUT_MS })];
     if (this.config.REDIS_URL) checks.push(() => this.redisCheck());
     // Informational: a company's unreachable PBX does not make this instance unready.
     if (this.config.ASTERISK_ENABLED) checks.push(() => this.asteriskCheck());
+    checks.push(() => this.webhookBacklogCheck());
     try {
       return await this.health.check(checks);
     } catch (error) {
       if (!(error instanceof ServiceUnavailableException)) throw error;
       const result = error.getResponse() as { error?: Record<string, unknown>; details?: Record<string, unknown> };
       const down = Object.keys(result.error ?? {});
-      throw new AppException('not-ready', 503, `Not ready: ${down.join(', ') || 'a dependency'} unreachable.`, {
+      throw healthError('not-ready', `Not ready: ${down.join(', ') || 'a dependency'} unreachable.`, {
         checks: result.details ?? {},
       });
     }
@@ -75,6 +85,24 @@ export class HealthController {
   @ApiProblems()
   metricsText(): Promise<string> {
     return this.metrics.registry.metrics();
+  }
+
+  /**
+   * The webhook inbox's backlog: pending rows and the age of the oldest. Past
+   * WEBHOOK_BACKLOG_THRESHOLD it says `degraded: true` but stays up (200): taking the instance out
+   * of the load balancer would stop it accepting webhooks and make the backlog no smaller (the
+   * processing is shared by every instance through the database); alerting reads it, or /metrics.
+   */
+  private async webhookBacklogCheck(): Promise<HealthIndicatorResult> {
+    let backlog: Awaited<ReturnType<WebhookInboxProcessorService['backlog']>>;
+    try {
+      backlog = await this.inbox.backlog();
+    } catch {
+      // Informational like the rest of this check: the database check says why it is unreadable.
+      return this.indicators.check('webhookBacklog').up({ known: false });
+    }
+    const threshold = this.config.WEBHOOK_BACKLOG_THRESHOLD;
+    return this.indicators.check('webhookBacklog').up({ ...backlog, threshold, degraded: backlog.pending > threshold });
   }
 
   /** The AMI connections this instance holds, with their state (always up: see above). */

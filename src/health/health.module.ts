@@ -2,12 +2,13 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { PbxModule } from '../pbx/pbx.module.js';
 import { HealthController } from './health.controller.js';
+import { LifecycleService } from './lifecycle.service.js';
 import { MetricsService } from './metrics.service.js';
 
 @Module({
   imports: [TerminusModule.forRoot({ logger: false }), PbxModule],
   controllers: [HealthController],
-  providers: [MetricsService],
-  exports: [MetricsService],
+  providers: [MetricsService, LifecycleService],
+  exports: [MetricsService, LifecycleService],
 })
 export class HealthModule {}

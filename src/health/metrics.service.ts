@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
+import { WebhookInboxProcessorService } from '../pbx/inbox/webhook-inbox-processor.service.js';
 
 interface PgPool {
   totalCount: number;
@@ -9,13 +10,16 @@ interface PgPool {
   waitingCount: number;
 }
 
-/** Prometheus metrics: process, HTTP request durations by route template, database pool. */
+/**
+ * Prometheus metrics: process, HTTP request durations by route template, database pool, and the
+ * webhook inbox (pending rows, age of the oldest, rows processed and failed by this instance).
+ */
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
 
-  constructor(@InjectDataSource() dataSource: DataSource) {
+  constructor(@InjectDataSource() dataSource: DataSource, inbox: WebhookInboxProcessorService) {
     collectDefaultMetrics({ register: this.registry });
     this.httpDuration = new Histogram({
       name: 'http_request_duration_seconds',
@@ -38,6 +42,43 @@ export class MetricsService {
     gauge('db_pool_connections_total', 'Connections open in the database pool', (p) => p.totalCount);
     gauge('db_pool_connections_idle', 'Idle connections in the database pool', (p) => p.idleCount);
     gauge('db_pool_requests_waiting', 'Queries waiting for a database connection', (p) => p.waitingCount);
+
+    // One query per scrape, shared by the two gauges (both read it in the same collection).
+    let backlog: ReturnType<WebhookInboxProcessorService['backlog']> | null = null;
+    const readBacklog = () => (backlog ??= inbox.backlog().finally(() => setImmediate(() => (backlog = null))));
+    new Gauge({
+      name: 'webhook_inbox_pending',
+      help: 'Webhook inbox rows waiting to be processed (all instances)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await readBacklog()).pending);
+      },
+    });
+    new Gauge({
+      name: 'webhook_inbox_oldest_pending_age_seconds',
+      help: 'Age of the oldest pending webhook inbox row (0 when none)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await readBacklog()).oldestAgeSeconds);
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          // A counter read from the processor's own count (monotonic for the process's life).
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter(
+      'webhook_inbox_processed_total',
+      'Webhook inbox rows processed by this instance',
+      () => inbox.processedCount,
+    );
+    counter('webhook_inbox_failed_total', 'Webhook inbox rows this instance marked failed', () => inbox.failedCount);
   }
 
   observeHttp(method: string, route: string, statusCode: number, seconds: number): void {

@@ -50,6 +50,8 @@ export class JobsService implements OnModuleInit, OnApplicationShutdown {
     const boss = this.boss;
     this.boss = null;
     this.stopping = true;
-    await boss?.stop({ graceful: true, wait: true, timeout: Math.max(1_000, this.config.SHUTDOWN_TIMEOUT_MS / 2) });
+    // Runs after the grace (SHUTDOWN_GRACE_MS): running jobs get half of what is left of the stop.
+    const timeout = Math.max(1_000, (this.config.SHUTDOWN_TIMEOUT_MS - this.config.SHUTDOWN_GRACE_MS) / 2);
+    await boss?.stop({ graceful: true, wait: true, timeout });
   }
 }

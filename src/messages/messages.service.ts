@@ -3,14 +3,14 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository, type SelectQueryBuilder } from 'typeorm';
 import { AgentsService } from '../agents/agents.service.js';
 import type { Tenant } from '../common/access/principal.js';
-import { AppException } from '../common/errors/problem.js';
 import { type CursorPage, keysetPage } from '../common/pagination.js';
-import { phoneFilter } from '../calls/calls.service.js';
+import { phoneFilter } from '../calls/call-queries.service.js';
 import { isoForDatabase } from '../calls/dto/calls.dto.js';
 import { EventsService } from '../events/events.service.js';
 import type { MessageRecord, PbxProviderName, VoicemailRecord } from '../pbx/pbx-provider.js';
 import { MessageEntity } from './message.entity.js';
 import type { ListMessagesQuery, ListVoicemailsQuery, MessageDto, VoicemailDto } from './messages.dto.js';
+import { messagesError } from './messages.errors.js';
 import { VoicemailEntity } from './voicemail.entity.js';
 
 export interface RecordSource {
@@ -232,7 +232,7 @@ export class MessagesService {
       this.agents.visibleAgent(tenant),
     ]);
     if (!v || own === null || (own !== undefined && v.agentId !== own)) {
-      throw new AppException('not-found', 404, 'No such voicemail.');
+      throw messagesError('not-found', 'No such voicemail.');
     }
     return v;
   }

@@ -17,7 +17,7 @@ interface Fixture {
   request: { route: string; url: string; headers: Record<string, string>; body: string };
   now: string;
   expect?: { eventId?: string; kind?: string; calls?: unknown[]; voicemails?: unknown[]; messages?: unknown[] };
-  error?: 'AUTH' | 'REJECTED';
+  error?: 'AUTH' | 'REJECTED' | 'STALE';
 }
 
 const env: PbxEnvironment = {

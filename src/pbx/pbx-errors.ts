@@ -1,4 +1,5 @@
-import { AppException } from '../common/errors/problem.js';
+import type { AppException } from '../common/errors/common.errors.js';
+import { pbxError } from './pbx.errors.js';
 import { PbxError } from './pbx-provider.js';
 
 /**
@@ -8,20 +9,22 @@ import { PbxError } from './pbx-provider.js';
  * - TRANSIENT → 503 `pbx-unavailable` (unreachable, timed out) or 502 `pbx-bad-gateway` (it answered 5xx);
  * - REJECTED → 422 `pbx-rejected`: it understood and refused (an invalid number, …);
  * - NOT_FOUND → 404 `pbx-call-not-found`: it does not know the call;
- * - UNSUPPORTED → 422 `pbx-unsupported`: this provider has no such command.
+ * - UNSUPPORTED → 422 `pbx-unsupported`: this provider has no such command (click-to-call answers
+ *   a capability the vendor's API lacks, such as DTMF, with 501 `unsupported-by-provider` first);
+ * - NOT_CONFIGURED → 409 `connection-incomplete`: a local credential is missing (never a vendor error);
+ * - STALE → 403 `stale-webhook`: a signed webhook outside the freshness window (ingest maps it).
  */
 export function pbxProblem(error: PbxError, provider: string): AppException {
   const who = `The phone system (${provider})`;
   switch (error.code) {
     case 'AUTH':
-      return new AppException('pbx-auth-failed', 502, `${who} refused this connection's credentials.`, {
+      return pbxError('pbx-auth-failed', `${who} refused this connection's credentials.`, {
         pbxError: error.code,
       });
     case 'RATE_LIMITED': {
       const after = String(error.options.retryAfterSeconds ?? 5);
-      return new AppException(
+      return pbxError(
         'pbx-rate-limited',
-        503,
         `${who} asks us to slow down; retry in ${after} s.`,
         { pbxError: error.code },
         { 'retry-after': after },
@@ -29,24 +32,31 @@ export function pbxProblem(error: PbxError, provider: string): AppException {
     }
     case 'TRANSIENT':
       return error.options.vendorStatus
-        ? new AppException('pbx-bad-gateway', 502, `${who} failed to handle the request; retry later.`, {
+        ? pbxError('pbx-bad-gateway', `${who} failed to handle the request; retry later.`, {
             pbxError: error.code,
           })
-        : new AppException(
+        : pbxError(
             'pbx-unavailable',
-            503,
             `${who} cannot be reached; retry later.`,
             { pbxError: error.code },
             { 'retry-after': '5' },
           );
     case 'REJECTED':
-      return new AppException('pbx-rejected', 422, `${who} refused the request: ${error.message}`, {
+      return pbxError('pbx-rejected', `${who} refused the request: ${error.message}`, {
         pbxError: error.code,
       });
     case 'NOT_FOUND':
-      return new AppException('pbx-call-not-found', 404, `${who} does not know this call.`, { pbxError: error.code });
+      return pbxError('pbx-call-not-found', `${who} does not know this call.`, { pbxError: error.code });
     case 'UNSUPPORTED':
-      return new AppException('pbx-unsupported', 422, `${who} cannot do this: ${error.message}`, {
+      return pbxError('pbx-unsupported', `${who} cannot do this: ${error.message}`, {
+        pbxError: error.code,
+      });
+    case 'NOT_CONFIGURED':
+      return pbxError('connection-incomplete', `${error.message} Set it with PATCH /api/v1/pbx-connections/:id.`, {
+        pbxError: error.code,
+      });
+    case 'STALE':
+      return pbxError('stale-webhook', `${who} sent a webhook outside the accepted time window.`, {
         pbxError: error.code,
       });
   }

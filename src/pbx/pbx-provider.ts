@@ -20,8 +20,19 @@ export type PbxProviderName = (typeof PBX_PROVIDERS)[number];
  * - REJECTED: the vendor understood and refused (invalid number, bad request, malformed webhook).
  * - NOT_FOUND: the vendor does not know the call (or user) we named.
  * - UNSUPPORTED: this provider has no such capability.
+ * - NOT_CONFIGURED: a credential or setting of ours is missing (nothing was sent to the vendor).
+ * - STALE: a webhook that verifies but whose own time is outside the accepted window (a replay).
  */
-export const PBX_ERROR_CODES = ['AUTH', 'RATE_LIMITED', 'TRANSIENT', 'REJECTED', 'NOT_FOUND', 'UNSUPPORTED'] as const;
+export const PBX_ERROR_CODES = [
+  'AUTH',
+  'RATE_LIMITED',
+  'TRANSIENT',
+  'REJECTED',
+  'NOT_FOUND',
+  'UNSUPPORTED',
+  'STALE',
+  'NOT_CONFIGURED',
+] as const;
 export type PbxErrorCode = (typeof PBX_ERROR_CODES)[number];
 
 export class PbxError extends Error {
@@ -61,6 +72,13 @@ export interface PbxEnvironment {
   httpTimeoutMs: number;
   /** Whether per-connection vendor URLs may be plain http (tests; never in production). */
   allowHttp: boolean;
+  /**
+   * How old (WEBHOOK_MAX_AGE_MS) and how far off the clocks (WEBHOOK_CLOCK_LEEWAY_MS) a signed
+   * webhook's own time may be; defaults in webhook-freshness.ts when absent.
+   */
+  webhookFreshness?: { maxAgeMs: number; leewayMs: number };
+  /** The clock webhooks are judged by (tests inject one); Date.now when absent. */
+  now?: () => number;
 }
 
 /** One tenant connection as a driver sees it: settings as stored, secrets decrypted. */
@@ -136,6 +154,11 @@ export interface VerifiedWebhook {
   kind: string;
   /** The verified content as JSON (decoded JWT claims, form fields, JSON body). */
   payload: unknown;
+  /**
+   * What `parseWebhook` would make of it, when verifying already mapped it (so that the mapper
+   * runs once per event: the inbox stores these records and processing does not map again).
+   */
+  records?: WebhookRecords;
 }
 
 /** A call event as a driver produces it; the processor adds the company, provider and connection. */
@@ -168,6 +191,11 @@ export interface MessageRecord {
   raw?: unknown;
 }
 
+/** Our side of a call a command is about: its id (what `OriginateRequest.callId` was). */
+export interface CallRef {
+  id: string;
+}
+
 /** What one stored webhook means, in canonical terms. */
 export interface WebhookRecords {
   calls: ProviderCallEvent[];
@@ -189,8 +217,9 @@ export abstract class PbxProvider {
 
   /**
    * Verifies a webhook (signature, JWT, …) and extracts its event id. Throws PbxError AUTH when
-   * it is not from the vendor (bad or missing signature, wrong secret, expired token) and
-   * REJECTED when it verifies but cannot be read. Nothing is stored before this passes.
+   * it is not from the vendor (bad or missing signature, wrong secret), STALE when it is but its
+   * own time is outside the freshness window (webhook-freshness.ts), and REJECTED when it verifies
+   * but cannot be read. Nothing is stored before this passes.
    */
   abstract verifyWebhook(request: InboundWebhook): VerifiedWebhook | Promise<VerifiedWebhook>;
 
@@ -201,12 +230,16 @@ export abstract class PbxProvider {
     return Promise.reject(new PbxError('UNSUPPORTED', 'This provider cannot place calls.'));
   }
 
-  hangup(_providerCallId: string): Promise<void> {
+  /**
+   * Ends the call. `call.id` is our call id (the one originate was given), for drivers whose
+   * click-to-call is keyed by it (Twilio's conference name).
+   */
+  hangup(_providerCallId: string, _call?: CallRef): Promise<void> {
     return Promise.reject(new PbxError('UNSUPPORTED', 'This provider cannot hang up calls.'));
   }
 
-  /** Sends DTMF digits (already validated: 1–32 of 0-9*#ABCD) on the customer's leg. */
-  sendDtmf(_providerCallId: string, _digits: string): Promise<void> {
+  /** Sends DTMF digits (already validated: 1–32 of 0-9*#ABCD) on the customer's leg; the call stays up. */
+  sendDtmf(_providerCallId: string, _digits: string, _call?: CallRef): Promise<void> {
     return Promise.reject(new PbxError('UNSUPPORTED', 'This provider cannot send DTMF.'));
   }
 

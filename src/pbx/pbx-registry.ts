@@ -35,6 +35,7 @@ export class PbxRegistry {
         : {}),
       httpTimeoutMs: config.PBX_HTTP_TIMEOUT_MS,
       allowHttp: config.PBX_ALLOW_HTTP,
+      webhookFreshness: { maxAgeMs: config.WEBHOOK_MAX_AGE_MS, leewayMs: config.WEBHOOK_CLOCK_LEEWAY_MS },
     };
   }
 

@@ -1,10 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import type pg from 'pg';
 import { DataSource, type EntityManager, IsNull, Repository } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { actorOf, type Principal, type ScopeGrant } from '../common/access/principal.js';
 import { randomToken, sha256Hex } from '../common/crypto/crypto.js';
-import { AppException } from '../common/errors/problem.js';
 import { offsetPage, type OffsetPage, type OffsetPageQuery } from '../common/pagination.js';
 import { currentRequestId } from '../common/request-context.js';
 import { APP_CONFIG } from '../config/config.module.js';
@@ -12,6 +12,7 @@ import type { ResolvedConfig } from '../config/config.schema.js';
 import { NotificationsService } from '../database/notifications.service.js';
 import { ApiKeyAuditEntity, type ApiKeyAuditAction } from './api-key-audit.entity.js';
 import { ApiKeyEntity } from './api-key.entity.js';
+import { tenantsError } from './tenants.errors.js';
 
 /** Recognisable prefix of our keys (secret scanners can match `sbk_` + 43 characters). */
 export const API_KEY_PREFIX = 'sbk_';
@@ -19,6 +20,39 @@ const KEY_FORMAT = /^sbk_[A-Za-z0-9_-]{43}$/;
 const TOPIC = 'apikeys';
 /** last_used_at is written at most this often per key. */
 const LAST_USED_EVERY_MS = 60_000;
+/** Uses of keys are gathered this long, then written in one UPDATE (off the request path). */
+const LAST_USED_FLUSH_MS = 200;
+
+/**
+ * The cold path of authentication: one indexed read of the key by its hash, with its company's
+ * status and the instant it stops authenticating. A named (prepared) statement, so each pooled
+ * connection parses and plans it once. The current hash is tried first; the second branch (the
+ * previous key of a rotation overlap) runs only when the first found nothing (Append stops at LIMIT).
+ * `$1::char(64)`: the column's type, so the unique index on key_hash serves it (compared as text it would not).
+ */
+const KEY_BY_HASH = {
+  name: 'api-key-by-hash',
+  text: `(SELECT k.id, k.company_id, k.scopes, c.status = 'active' AS company_active,
+                 (extract(epoch FROM k.expires_at) * 1000)::float8 AS valid_until
+            FROM api_keys k JOIN companies c ON c.id = k.company_id
+           WHERE k.key_hash = $1::char(64) AND k.revoked_at IS NULL)
+         UNION ALL
+         (SELECT k.id, k.company_id, k.scopes, c.status = 'active',
+                 (extract(epoch FROM least(k.expires_at, k.previous_valid_until)) * 1000)::float8
+            FROM api_keys k JOIN companies c ON c.id = k.company_id
+           WHERE k.previous_key_hash = $1::char(64) AND k.previous_valid_until > now() AND k.revoked_at IS NULL)
+         LIMIT 1`,
+} as const;
+
+interface KeyRow {
+  id: string;
+  company_id: string;
+  scopes: string[];
+  company_active: boolean;
+  /** Epoch milliseconds; null: no end. */
+  valid_until: number | null;
+}
+
 /** Longest overlap a rotation may leave the previous key working. */
 export const MAX_OVERLAP_SECONDS = 7 * 24 * 3600;
 
@@ -61,10 +95,14 @@ export function keyHint(key: string): string {
  * dropped at once on rotation, revocation and suspension, on every instance (NOTIFY at commit).
  */
 @Injectable()
-export class ApiKeysService {
+export class ApiKeysService implements OnModuleDestroy {
   private readonly logger = new Logger(ApiKeysService.name);
   private readonly cache = new Map<string, CachedKey>();
   private readonly lastUsedWritten = new Map<string, number>();
+  /** Keys used since the last write of last_used_at (written together, see `flushLastUsed`). */
+  private readonly usedSinceFlush = new Set<string>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
   /** Bumped on every invalidation: a read that started before one is not cached (it may be stale). */
   private generation = 0;
 
@@ -111,51 +149,63 @@ export class ApiKeysService {
     return companyActive === undefined ? entry.identity : { ...entry.identity, companyActive };
   }
 
-  /** One read: the key by its hash, with its company's status (plain SQL: this is the cold path). */
+  /** The cold path: one prepared, indexed read (see KEY_BY_HASH), straight on the pg pool, no ORM. */
   private async load(hash: string): Promise<{ entry: CachedKey; companyActive: boolean } | null> {
-    const [row] = (await this.repo.query(
-      `SELECT k.id, k.company_id, k.scopes, k.key_hash, k.expires_at, k.previous_valid_until, c.status
-         FROM api_keys k JOIN companies c ON c.id = k.company_id
-        WHERE k.revoked_at IS NULL
-          AND (k.key_hash = $1 OR (k.previous_key_hash = $1 AND k.previous_valid_until > now()))`,
-      [hash],
-    )) as {
-      id: string;
-      company_id: string;
-      scopes: string[];
-      key_hash: string;
-      expires_at: Date | null;
-      previous_valid_until: Date | null;
-      status: string;
-    }[];
+    // TypeORM's `query` neither prepares nor skips its own bookkeeping: this read is on every cache miss.
+    const pool = (this.dataSource.driver as unknown as { master: pg.Pool }).master;
+    const { rows } = await pool.query<KeyRow>({ ...KEY_BY_HASH, values: [hash] });
+    const row = rows[0];
     if (!row) return null;
-    const ends = [
-      row.expires_at?.getTime() ?? null,
-      row.key_hash === hash ? null : (row.previous_valid_until?.getTime() ?? null),
-    ].filter((t): t is number => t !== null);
     return {
       entry: {
         identity: { apiKeyId: row.id, companyId: row.company_id, scopes: row.scopes },
-        validUntil: ends.length ? Math.min(...ends) : null,
+        validUntil: row.valid_until,
         at: Date.now(),
       },
-      companyActive: row.status === 'active',
+      companyActive: row.company_active,
     };
   }
 
-  /** Writes last_used_at, at most once a minute per key, off the request path. */
+  /** Records a use of the key: last_used_at, at most once a minute per key, written in batches. */
   private touch(apiKeyId: string, now: number): void {
     const last = this.lastUsedWritten.get(apiKeyId) ?? 0;
     if (now - last < LAST_USED_EVERY_MS) return;
     this.lastUsedWritten.set(apiKeyId, now);
-    this.repo
-      .createQueryBuilder()
-      .update()
-      .set({ lastUsedAt: () => 'now()' })
-      .where('id = :id', { id: apiKeyId })
-      .andWhere("(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')")
-      .execute()
+    this.usedSinceFlush.add(apiKeyId);
+    this.flushTimer ??= setTimeout(() => void this.flushLastUsed(), LAST_USED_FLUSH_MS).unref();
+  }
+
+  /**
+   * Writes last_used_at of every key used since the last flush, in one UPDATE (a burst of new keys
+   * is not a burst of writes); resolves once every use seen so far is stored (a write already in
+   * flight included).
+   */
+  async flushLastUsed(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await this.flushing;
+    if (this.usedSinceFlush.size === 0) return;
+    this.flushing = this.writeLastUsed();
+    await this.flushing;
+  }
+
+  private async writeLastUsed(): Promise<void> {
+    const ids = [...this.usedSinceFlush];
+    this.usedSinceFlush.clear();
+    const stale = Date.now() - LAST_USED_EVERY_MS;
+    for (const [id, at] of this.lastUsedWritten) if (at < stale) this.lastUsedWritten.delete(id);
+    await this.repo
+      .query(
+        `UPDATE api_keys SET last_used_at = now()
+          WHERE id = ANY($1::uuid[]) AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
+        [ids],
+      )
       .catch((error: unknown) => this.logger.warn({ err: error }, 'could not record API key use'));
+  }
+
+  /** Writes the uses still gathered before the pool closes. */
+  async onModuleDestroy(): Promise<void> {
+    await this.flushLastUsed();
   }
 
   private dropCompany(companyId: string): void {
@@ -170,7 +220,7 @@ export class ApiKeysService {
     manager?: EntityManager,
   ): Promise<{ key: string; apiKey: ApiKeyEntity }> {
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) {
-      throw new AppException('validation-failed', 400, 'expiresAt must be in the future.');
+      throw tenantsError('validation-failed', 'expiresAt must be in the future.');
     }
     const work = async (m: EntityManager) => {
       const key = API_KEY_PREFIX + randomToken(32);
@@ -208,12 +258,12 @@ export class ApiKeysService {
    */
   async rotate(companyId: string, id: string, overlapSeconds: number, actor: Principal) {
     if (overlapSeconds < 0 || overlapSeconds > MAX_OVERLAP_SECONDS) {
-      throw new AppException('validation-failed', 400, `overlapSeconds must be from 0 to ${MAX_OVERLAP_SECONDS}.`);
+      throw tenantsError('validation-failed', `overlapSeconds must be from 0 to ${MAX_OVERLAP_SECONDS}.`);
     }
     const result = await this.dataSource.transaction(async (m) => {
       const repo = m.getRepository(ApiKeyEntity);
       const apiKey = await this.find(repo, companyId, id, true);
-      if (apiKey.revokedAt) throw new AppException('api-key-revoked', 409, 'A revoked key cannot be rotated.');
+      if (apiKey.revokedAt) throw tenantsError('api-key-revoked', 'A revoked key cannot be rotated.');
       const key = API_KEY_PREFIX + randomToken(32);
       const oldHint = apiKey.keyHint;
       const now = new Date();
@@ -294,7 +344,7 @@ export class ApiKeysService {
       where: { id, companyId },
       ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
     });
-    if (!apiKey) throw new AppException('not-found', 404, 'No such API key.');
+    if (!apiKey) throw tenantsError('not-found', 'No such API key.');
     return apiKey;
   }
 

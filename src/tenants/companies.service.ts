@@ -3,13 +3,13 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { actorOf, type Principal } from '../common/access/principal.js';
-import { AppException } from '../common/errors/problem.js';
 import { type OffsetPageQuery } from '../common/pagination.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { NotificationsService } from '../database/notifications.service.js';
 import { CompanyEntity, type CompanySettings, type CompanyStatus } from './company.entity.js';
 import type { CompanyDto } from './dto/tenants.dto.js';
+import { tenantsError } from './tenants.errors.js';
 
 const TOPIC = 'company';
 
@@ -39,17 +39,17 @@ export class CompaniesService {
       const candidate = attempt === 0 ? base : `${base.slice(0, 56)}-${Math.random().toString(36).slice(2, 8)}`;
       const taken = await repo.exists({ where: { slug: candidate } });
       if (taken) {
-        if (slug && attempt === 0) throw new AppException('slug-taken', 409, `The slug "${candidate}" is taken.`);
+        if (slug && attempt === 0) throw tenantsError('slug-taken', `The slug "${candidate}" is taken.`);
         continue;
       }
       return repo.save(repo.create({ name, slug: candidate, status: 'active', settings: {} }));
     }
-    throw new AppException('slug-taken', 409, 'Could not find a free slug; give one explicitly.');
+    throw tenantsError('slug-taken', 'Could not find a free slug; give one explicitly.');
   }
 
   async get(companyId: string): Promise<CompanyEntity> {
     const company = await this.repo.findOne({ where: { id: companyId } });
-    if (!company) throw new AppException('not-found', 404, 'No such company.');
+    if (!company) throw tenantsError('not-found', 'No such company.');
     return company;
   }
 
@@ -80,7 +80,7 @@ export class CompaniesService {
     return this.dataSource.transaction(async (manager) => {
       const repo = manager.getRepository(CompanyEntity);
       const company = await repo.findOne({ where: { id: companyId }, lock: { mode: 'pessimistic_write' } });
-      if (!company) throw new AppException('not-found', 404, 'No such company.');
+      if (!company) throw tenantsError('not-found', 'No such company.');
       if (changes.name !== undefined) company.name = changes.name;
       if (changes.settings) company.settings = { ...company.settings, ...changes.settings };
       const saved = await repo.save(company);
@@ -104,7 +104,7 @@ export class CompaniesService {
     const saved = await this.dataSource.transaction(async (manager) => {
       const repo = manager.getRepository(CompanyEntity);
       const company = await repo.findOne({ where: { id: companyId }, lock: { mode: 'pessimistic_write' } });
-      if (!company) throw new AppException('not-found', 404, 'No such company.');
+      if (!company) throw tenantsError('not-found', 'No such company.');
       company.status = status;
       company.suspendedAt = status === 'suspended' ? new Date() : null;
       const saved = await repo.save(company);

@@ -3,12 +3,12 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { actorOf, type Principal } from '../common/access/principal.js';
-import { AppException } from '../common/errors/problem.js';
 import { offsetPage, type OffsetPageQuery } from '../common/pagination.js';
 import { toUserDto, UsersService } from '../users/users.service.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { CompaniesService, toCompanyDto } from './companies.service.js';
 import type { CreateAppDto, CreateOperatorDto } from './dto/tenants.dto.js';
+import { tenantsError } from './tenants.errors.js';
 
 const SHOWN_ONCE = 'Store this API key securely: it is shown once and cannot be recovered.';
 
@@ -125,7 +125,7 @@ export class OperatorService {
   async revokeKey(appId: string, actor: Principal) {
     await this.companies.get(appId);
     const key = await this.keys.primary(appId);
-    if (!key) throw new AppException('not-found', 404, 'This app has no active API key.');
+    if (!key) throw tenantsError('not-found', 'This app has no active API key.');
     const v = await this.keys.revoke(appId, key.id, actor);
     return { appId, apiKeyId: v.id, keyHint: v.keyHint, revokedAt: v.revokedAt };
   }

@@ -5,13 +5,14 @@ import { AuditService } from '../audit/audit.service.js';
 import { actorOf, type Tenant } from '../common/access/principal.js';
 import type { CompanyRole, Role } from '../common/access/roles.js';
 import { hashPassword } from '../common/crypto/crypto.js';
-import { AppException } from '../common/errors/problem.js';
+import type { AppException } from '../common/errors/common.errors.js';
 import { offsetPage, type OffsetPage, type OffsetPageQuery } from '../common/pagination.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import type { CreateUserDto, PreferencesDto, UpdateUserDto, UserDto } from './dto/users.dto.js';
 import { canAssign, canManage } from './roles.policy.js';
 import { UserEntity } from './user.entity.js';
+import { usersError } from './users.errors.js';
 
 export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
@@ -60,7 +61,7 @@ export class UsersService {
     const repo = manager.getRepository(UserEntity);
     const email = normaliseEmail(input.email);
     if (await repo.exists({ where: { email } })) {
-      throw new AppException('email-taken', 409, 'A user with this e-mail already exists.');
+      throw usersError('email-taken', 'A user with this e-mail already exists.');
     }
     try {
       return await repo.save(
@@ -75,7 +76,7 @@ export class UsersService {
       );
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
-        throw new AppException('email-taken', 409, 'A user with this e-mail already exists.');
+        throw usersError('email-taken', 'A user with this e-mail already exists.');
       }
       throw error;
     }
@@ -91,7 +92,7 @@ export class UsersService {
 
   async byId(userId: string): Promise<UserEntity> {
     const user = await this.repo.findOne({ where: { id: userId } });
-    if (!user) throw new AppException('not-found', 404, 'No such user.');
+    if (!user) throw usersError('not-found', 'No such user.');
     return user;
   }
 
@@ -150,10 +151,10 @@ export class UsersService {
       const self = tenant.principal.kind === 'user' && tenant.principal.userId === id;
       if (!self) this.assertCanManage(tenant, user.role);
       if (dto.role !== undefined && dto.role !== user.role) {
-        if (self) throw new AppException('forbidden', 403, 'Nobody changes their own role.');
+        if (self) throw usersError('forbidden', 'Nobody changes their own role.');
         this.assertCanAssign(tenant, dto.role);
         if (user.role === 'owner' && owners.length <= 1)
-          throw new AppException('last-owner', 409, 'A company keeps at least one owner.');
+          throw usersError('last-owner', 'A company keeps at least one owner.');
       }
       const before = user.role;
       if (dto.displayName !== undefined) user.displayName = dto.displayName;
@@ -191,11 +192,11 @@ export class UsersService {
       const owners = await this.lockOwners(repo, tenant.companyId);
       const user = await this.find(repo, tenant.companyId, id, true);
       if (tenant.principal.kind === 'user' && tenant.principal.userId === id) {
-        throw new AppException('forbidden', 403, 'Nobody deletes their own account here.');
+        throw usersError('forbidden', 'Nobody deletes their own account here.');
       }
       this.assertCanManage(tenant, user.role);
       if (user.role === 'owner') {
-        if (owners.length <= 1) throw new AppException('last-owner', 409, 'A company keeps at least one owner.');
+        if (owners.length <= 1) throw usersError('last-owner', 'A company keeps at least one owner.');
       }
       await repo.delete({ id, companyId: tenant.companyId });
       await this.audit.record(
@@ -251,23 +252,22 @@ export class UsersService {
   private assertCanManage(tenant: Tenant, target: Role): void {
     const p = tenant.principal;
     if (p.kind === 'user' && !canManage(p.role, target)) {
-      throw new AppException('forbidden', 403, `A ${p.role} cannot manage a ${target}.`);
+      throw usersError('forbidden', `A ${p.role} cannot manage a ${target}.`);
     }
-    if (p.kind === 'api_key' && target === 'owner')
-      throw new AppException('forbidden', 403, 'API keys cannot manage owners.');
+    if (p.kind === 'api_key' && target === 'owner') throw usersError('forbidden', 'API keys cannot manage owners.');
   }
 
   private assertCanAssign(tenant: Tenant, role: CompanyRole): void {
     const p = tenant.principal;
     if (p.kind === 'user' && !canAssign(p.role, role)) {
-      throw new AppException('forbidden', 403, `A ${p.role} cannot give the role ${role}.`);
+      throw usersError('forbidden', `A ${p.role} cannot give the role ${role}.`);
     }
     if (p.kind === 'api_key' && (role === 'owner' || role === 'admin')) {
-      throw new AppException('forbidden', 403, `API keys cannot give the role ${role}.`);
+      throw usersError('forbidden', `API keys cannot give the role ${role}.`);
     }
   }
 }
 
 function notFound(): AppException {
-  return new AppException('not-found', 404, 'No such user.');
+  return usersError('not-found', 'No such user.');
 }

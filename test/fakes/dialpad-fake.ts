@@ -11,6 +11,11 @@
  *   format using the shared secret with the HS256 algorithm" (Webhook -- Create).
  * - Call events: https://developers.dialpad.com/docs/call-events-logging ; SMS events:
  *   https://developers.dialpad.com/docs/sms-events ; OAuth: https://developers.dialpad.com/docs/oauth.
+ * - Times: every event carries `event_timestamp`, epoch milliseconds of when the event was made
+ *   (CallProto, https://developers.dialpad.com/docs/call-events); the JWT carries no `iat`/`exp`
+ *   unless a test asks for them (`signedDialpadWebhook(…, { expSeconds })`). The receiver refuses
+ *   events whose time is outside its freshness window, so deliveries are stamped with the time
+ *   they describe, as Dialpad's are.
  *
  * Endpoints (exactly those the driver calls): GET /api/v2/company; POST /api/v2/call (Initiate via
  * Ring); GET /api/v2/call/{id}; PUT /api/v2/call/{id}/actions/hangup; POST /api/v2/webhooks,
@@ -284,7 +289,8 @@ export interface SmsEventOptions {
 
 /** An SMS event payload as Dialpad sends it (https://developers.dialpad.com/docs/sms-events). */
 export function buildDialpadSmsEvent(o: SmsEventOptions = {}): Record<string, unknown> {
-  const at = o.at ?? Date.parse('2026-11-21T09:58:00.000Z');
+  // Now by default: Dialpad sends an event as it happens (and stale ones are refused).
+  const at = o.at ?? Date.now() - 1_000;
   const direction = o.direction ?? 'inbound';
   const customer = '+15555550123';
   const line = '+15555550100';

@@ -17,6 +17,29 @@ import type { AddressInfo, Socket } from 'node:net';
  *     (https://www.twilio.com/docs/api/errors/21220)
  *   - GET  /2010-04-01/Accounts/{AccountSid}/Calls.json          list (ParentCallSid, Status, To,
  *     From, PageSize filters) → 200 { calls, page, page_size, uri, first_page_uri, next_page_uri, … }
+ * - Conference resource: https://www.twilio.com/docs/voice/api/conference-resource
+ *   - GET /2010-04-01/Accounts/{AccountSid}/Conferences.json (FriendlyName, Status filters; status
+ *     `init` until a participant with startConferenceOnEnter joins, then `in-progress`, then
+ *     `completed`) → 200 { conferences, … }
+ *   - GET …/Conferences/{ConferenceSid}/Participants.json → 200 { participants, … }
+ *     (https://www.twilio.com/docs/voice/api/conference-participant-resource)
+ * - TwiML, executed as Twilio documents it, on a call once it is answered (`answer(sid)`) and
+ *   again whenever its TwiML is replaced by an update:
+ *   - the verbs run in order; when the document runs out, the call hangs up
+ *     (https://www.twilio.com/docs/voice/twiml#twiml-elements);
+ *   - `<Play digits="…">` plays DTMF tones to the leg's party (recorded in `played`), then the next
+ *     verb runs (https://www.twilio.com/docs/voice/twiml/play#attributes-digits); `<Say>`,
+ *     `<Pause>` are passed over, `<Hangup/>` hangs up;
+ *   - `<Dial><Conference>` keeps the leg in the named conference
+ *     (https://www.twilio.com/docs/voice/twiml/conference): the conference starts when a
+ *     participant with startConferenceOnEnter="true" (the default) is in it; when one with
+ *     endConferenceOnExit="true" leaves, it ends and every other participant's `<Dial>` is over, so
+ *     each continues after its `<Dial>` (with nothing after it, hangs up);
+ *   - a call whose TwiML is replaced (update with Twiml/Url) leaves its conference first, then runs
+ *     the new document (https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource);
+ *   - hanging a call up (Status=completed, or the document running out) makes it leave too.
+ *   `<Dial><Number>` is not executed (the legacy click-to-call's customer leg is made by
+ *   `connectCustomer`).
  * - Account resource: GET /2010-04-01/Accounts/{AccountSid}.json → 200 Account
  *   (https://www.twilio.com/docs/iam/api/account)
  * - Authentication: HTTP Basic AccountSid:AuthToken (https://www.twilio.com/docs/usage/your-request-to-twilio, https://www.twilio.com/docs/api/errors/20003);
@@ -42,7 +65,9 @@ import type { AddressInfo, Socket } from 'node:net';
  * `connectCustomer(parentSid)` (the child leg the parent's `<Dial>` would create), and
  * `clickToCallDeliveries(parentSid, options)` (the signed status callbacks of that call, built from
  * the URLs the driver gave, in the order Twilio sends them).
- * Not simulated: what a TwiML update does to the other leg of a `<Dial>` (it is only recorded in
+ * `answer(sid)` (the called party picks up: in-progress, its TwiML runs), `conferences`, each call's
+ * `played` digits and `conference` (the one it is in now).
+ * Not simulated: what a TwiML update does to the other leg of a `<Dial>` bridge (only recorded in
  * `twimlUpdates`).
  */
 
@@ -98,6 +123,58 @@ export interface TwilioFakeCallState {
   call: TwilioFakeCall;
   created: TwilioFormParams;
   twimlUpdates: string[];
+  /** DTMF digits `<Play digits>` played to this leg, in order. */
+  played: string[];
+  /** The conference the leg is in now (by name). */
+  conference?: string;
+  /** The verbs after the `<Dial>` the leg is in (run when that `<Dial>` ends). */
+  after: TwimlVerb[];
+}
+
+/** A conference as the fake keeps it. */
+export interface TwilioFakeConference {
+  sid: string;
+  name: string;
+  status: 'init' | 'in-progress' | 'completed';
+  participants: Map<string, { startOnEnter: boolean; endOnExit: boolean }>;
+  dateCreated: string;
+}
+
+/** One TwiML verb the fake executes. */
+export type TwimlVerb =
+  | { verb: 'Play'; digits?: string }
+  | { verb: 'Pause' | 'Say' | 'Hangup' | 'Other' }
+  | { verb: 'Conference'; name: string; startOnEnter: boolean; endOnExit: boolean }
+  | { verb: 'Number'; number: string };
+
+/** The top-level verbs of a `<Response>` document, in order (the subset the fake executes). */
+export function parseTwiml(twiml: string): TwimlVerb[] {
+  const body = /<Response\b[^>]*>([\s\S]*)<\/Response>/.exec(twiml)?.[1] ?? '';
+  const verbs: TwimlVerb[] = [];
+  const attr = (attrs: string, name: string) => {
+    const m = new RegExp(`\\b${name}="([^"]*)"`).exec(attrs);
+    return m ? xmlUnescape(m[1]!) : undefined;
+  };
+  const re = /<(\w+)\b([^>]*?)(\/>|>([\s\S]*?)<\/\1>)/g;
+  for (let m = re.exec(body); m; m = re.exec(body)) {
+    const [, name, attrs = '', , inner = ''] = m;
+    if (name === 'Play') verbs.push({ verb: 'Play', digits: attr(attrs, 'digits') });
+    else if (name === 'Pause' || name === 'Say' || name === 'Hangup') verbs.push({ verb: name });
+    else if (name === 'Dial') {
+      const conf = /<Conference\b([^>]*)>([^<]*)<\/Conference>/.exec(inner);
+      const num = /<Number\b[^>]*>([^<]*)<\/Number>/.exec(inner);
+      if (conf) {
+        verbs.push({
+          verb: 'Conference',
+          name: xmlUnescape(conf[2]!.trim()),
+          startOnEnter: attr(conf[1]!, 'startConferenceOnEnter') !== 'false',
+          endOnExit: attr(conf[1]!, 'endConferenceOnExit') === 'true',
+        });
+      } else if (num) verbs.push({ verb: 'Number', number: xmlUnescape(num[1]!.trim()) });
+      else verbs.push({ verb: 'Other' });
+    } else verbs.push({ verb: 'Other' });
+  }
+  return verbs;
 }
 
 export interface TwilioFakeOptions {
@@ -120,7 +197,8 @@ export interface TwilioFake {
   readonly authToken: string;
   readonly requests: TwilioFakeRequest[];
   readonly calls: Map<string, TwilioFakeCallState>;
-  failNext(status: number, body?: unknown, headers?: Record<string, string>): void;
+  /** The next request (or the one after `skip` more) gets this answer. */
+  failNext(status: number, body?: unknown, headers?: Record<string, string>, skip?: number): void;
   setDown(down: boolean): void;
   setAccountStatus(status: 'active' | 'suspended' | 'closed'): void;
   reset(): void;
@@ -129,6 +207,11 @@ export interface TwilioFake {
   connectCustomer(parentSid: string, status?: string): TwilioFakeCall;
   /** The signed status callbacks of a click-to-call placed through this fake, in Twilio's order; ends the call. */
   clickToCallDeliveries(parentSid: string, options?: ClickToCallOptions): TwilioDelivery[];
+  /** The called party answers: the call goes in-progress and its TwiML runs. */
+  answer(sid: string): void;
+  /** The customer's leg of a conference click-to-call (its URL names the agent's leg). */
+  customerLegOf(agentSid: string): TwilioFakeCallState | undefined;
+  readonly conferences: Map<string, TwilioFakeConference>;
   close(): Promise<void>;
 }
 
@@ -191,9 +274,10 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
   let accountStatus = options.accountStatus ?? 'active';
   const requests: TwilioFakeRequest[] = [];
   const calls = new Map<string, TwilioFakeCallState>();
+  const conferences = new Map<string, TwilioFakeConference>();
   const sockets = new Set<Socket>();
   let down = false;
-  let failure: { status: number; body: unknown; headers: Record<string, string> } | undefined;
+  let failure: { status: number; body: unknown; headers: Record<string, string>; skip: number } | undefined;
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
@@ -261,7 +345,73 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
   const hangUp = (call: TwilioFakeCall) => {
     if (TERMINAL.has(call.status)) return;
     setStatus(call, call.status === 'in-progress' ? 'completed' : 'canceled');
+    const state = calls.get(call.sid);
+    if (state) leave(state);
     for (const s of calls.values()) if (s.call.parent_call_sid === call.sid) hangUp(s.call);
+  };
+
+  /** Runs TwiML verbs on an answered leg (the semantics in the header comment). */
+  const run = (state: TwilioFakeCallState, verbs: TwimlVerb[]) => {
+    for (let i = 0; i < verbs.length; i++) {
+      if (state.call.status !== 'in-progress') return;
+      const v = verbs[i]!;
+      if (v.verb === 'Play') {
+        if (v.digits) state.played.push(v.digits);
+      } else if (v.verb === 'Hangup') {
+        return hangUp(state.call);
+      } else if (v.verb === 'Conference') {
+        state.after = verbs.slice(i + 1);
+        return join(state, v);
+      } else if (v.verb === 'Number') {
+        // A <Dial><Number> bridge: the child is made by connectCustomer; the leg waits in its <Dial>.
+        state.after = verbs.slice(i + 1);
+        return;
+      }
+    }
+    hangUp(state.call);
+  };
+
+  const join = (state: TwilioFakeCallState, v: Extract<TwimlVerb, { verb: 'Conference' }>) => {
+    let conf = conferences.get(v.name);
+    if (!conf || conf.status === 'completed') {
+      conf = {
+        sid: `CF${randomBytes(16).toString('hex')}`,
+        name: v.name,
+        status: 'init',
+        participants: new Map(),
+        dateCreated: twilioTime(new Date()),
+      };
+      conferences.set(v.name, conf);
+    }
+    conf.participants.set(state.call.sid, { startOnEnter: v.startOnEnter, endOnExit: v.endOnExit });
+    state.conference = v.name;
+    if (v.startOnEnter && conf.status === 'init') conf.status = 'in-progress';
+  };
+
+  /** The leg leaves its conference; one that ends the conference on exit ends it for everyone. */
+  const leave = (state: TwilioFakeCallState) => {
+    const name = state.conference;
+    if (!name) return;
+    state.conference = undefined;
+    const conf = conferences.get(name);
+    const me = conf?.participants.get(state.call.sid);
+    if (!conf || !me) return;
+    conf.participants.delete(state.call.sid);
+    if (me.endOnExit && conf.status === 'in-progress') {
+      conf.status = 'completed';
+      for (const sid of [...conf.participants.keys()]) {
+        conf.participants.delete(sid);
+        const other = calls.get(sid);
+        if (!other) continue;
+        other.conference = undefined;
+        // Its <Dial> is over: it continues after it.
+        const rest = other.after;
+        other.after = [];
+        run(other, rest);
+      }
+    } else if (conf.participants.size === 0 && conf.status === 'in-progress') {
+      conf.status = 'completed';
+    }
   };
 
   const createCall = (params: TwilioFormParams, res: ServerResponse) => {
@@ -282,7 +432,7 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
       return send(res, 400, errorBody(400, 21626, "Invalid 'StatusCallbackEvent'"));
     }
     const call = newCall({ to, from, direction: 'outbound-api', status: 'queued' });
-    calls.set(call.sid, { call, created: params, twimlUpdates: [] });
+    calls.set(call.sid, { call, created: params, twimlUpdates: [], played: [], after: [] });
     send(res, 201, call);
   };
 
@@ -298,6 +448,10 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
         return send(res, 400, errorBody(400, 21220, 'Call is not in-progress. Cannot redirect.'));
       }
       state.twimlUpdates.push(twiml);
+      // The new document replaces the old one: the leg leaves its conference, then runs it.
+      leave(state);
+      state.after = [];
+      if (one(params, 'Twiml') !== undefined) run(state, parseTwiml(twiml));
     }
     if (status === 'completed') hangUp(call);
     if (status === 'canceled' && (call.status === 'queued' || call.status === 'ringing')) setStatus(call, 'canceled');
@@ -327,6 +481,59 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
     });
   };
 
+  const page = (key: string, items: unknown[], uri: string) => ({
+    [key]: items,
+    end: Math.max(0, items.length - 1),
+    first_page_uri: uri,
+    next_page_uri: null,
+    page: 0,
+    page_size: 50,
+    previous_page_uri: null,
+    start: 0,
+    uri,
+  });
+  const conferenceJson = (c: TwilioFakeConference) => ({
+    sid: c.sid,
+    account_sid: accountSid,
+    friendly_name: c.name,
+    status: c.status,
+    api_version: API_VERSION,
+    region: 'us1',
+    date_created: c.dateCreated,
+    date_updated: c.dateCreated,
+    uri: `/${API_VERSION}/Accounts/${accountSid}/Conferences/${c.sid}.json`,
+    subresource_uris: { participants: `/${API_VERSION}/Accounts/${accountSid}/Conferences/${c.sid}/Participants.json` },
+  });
+  const listConferences = (query: Record<string, string>, res: ServerResponse) => {
+    const found = [...conferences.values()]
+      .filter((c) => !query['FriendlyName'] || c.name === query['FriendlyName'])
+      .filter((c) => !query['Status'] || c.status === query['Status'])
+      .map(conferenceJson);
+    send(res, 200, page('conferences', found, `/${API_VERSION}/Accounts/${accountSid}/Conferences.json`));
+  };
+  const listParticipants = (conferenceSid: string, res: ServerResponse) => {
+    const conf = [...conferences.values()].find((c) => c.sid === conferenceSid);
+    if (!conf) return send(res, 404, errorBody(404, 20404, 'The requested resource was not found'));
+    const items = [...conf.participants.entries()].map(([callSid, p]) => ({
+      account_sid: accountSid,
+      call_sid: callSid,
+      conference_sid: conf.sid,
+      status: 'connected',
+      start_conference_on_enter: p.startOnEnter,
+      end_conference_on_exit: p.endOnExit,
+      muted: false,
+      hold: false,
+      coaching: false,
+      label: null,
+      uri: `/${API_VERSION}/Accounts/${accountSid}/Conferences/${conf.sid}/Participants/${callSid}.json`,
+    }));
+    send(
+      res,
+      200,
+      page('participants', items, `/${API_VERSION}/Accounts/${accountSid}/Conferences/${conf.sid}/Participants.json`),
+    );
+  };
+
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -346,7 +553,8 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
         body,
         params: parseForm(body),
       });
-      if (failure) {
+      if (failure && failure.skip > 0) failure.skip--;
+      else if (failure) {
         const f = failure;
         failure = undefined;
         return send(res, f.status, f.body, f.headers);
@@ -354,6 +562,12 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
       const auth = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
       const [user, pass] = auth ? Buffer.from(auth[1]!, 'base64').toString('utf-8').split(/:(.*)/s) : [];
       if (user !== accountSid || pass !== authToken) return send(res, 401, defaultErrorBody(401));
+      const confPath = /^\/2010-04-01\/Accounts\/([^/]+)\/Conferences(?:\/(CF[0-9a-f]{32})\/Participants)?\.json$/.exec(
+        url.pathname,
+      );
+      if (confPath && confPath[1] === accountSid && req.method === 'GET') {
+        return confPath[2] ? listParticipants(confPath[2], res) : listConferences(query, res);
+      }
       const m = /^\/2010-04-01\/Accounts\/([^/]+?)(?:\/Calls(?:\/([^/]+))?)?\.json$/.exec(url.pathname);
       if (!m || m[1] !== accountSid)
         return send(res, 404, errorBody(404, 20404, `The requested resource ${url.pathname} was not found`));
@@ -398,8 +612,9 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
     authToken,
     requests,
     calls,
-    failNext(status, body, headers = {}) {
-      failure = { status, body: body ?? defaultErrorBody(status), headers };
+    conferences,
+    failNext(status, body, headers = {}, skip = 0) {
+      failure = { status, body: body ?? defaultErrorBody(status), headers, skip };
     },
     setDown(value) {
       down = value;
@@ -410,6 +625,7 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
     reset() {
       requests.length = 0;
       calls.clear();
+      conferences.clear();
       failure = undefined;
       down = false;
       accountStatus = options.accountStatus ?? 'active';
@@ -430,32 +646,45 @@ export async function startTwilioFake(options: TwilioFakeOptions = {}): Promise<
         status: 'queued',
         parent: parentSid,
       });
-      calls.set(child.sid, { call: child, created: {}, twimlUpdates: [] });
+      calls.set(child.sid, { call: child, created: {}, twimlUpdates: [], played: [], after: [] });
       setStatus(child, status);
       return child;
+    },
+    answer(sid) {
+      const state = calls.get(sid);
+      if (!state) throw new Error(`no call ${sid}`);
+      if (state.call.status === 'in-progress' || TERMINAL.has(state.call.status)) return;
+      setStatus(state.call, 'in-progress');
+      run(state, parseTwiml(one(state.created, 'Twiml') ?? ''));
+    },
+    customerLegOf(agentSid) {
+      return [...calls.values()].find((s) =>
+        (one(s.created, 'StatusCallback') ?? '').includes(`parentCallSid=${agentSid}`),
+      );
     },
     clickToCallDeliveries(parentSid, opts = {}) {
       const parent = calls.get(parentSid);
       if (!parent) throw new Error(`no call ${parentSid}`);
-      const dial = parseDialTwiml(one(parent.created, 'Twiml') ?? '');
-      const child = [...calls.values()].find((s) => s.call.parent_call_sid === parentSid)?.call;
+      const customerLeg = fake.customerLegOf(parentSid);
+      if (!customerLeg) throw new Error(`no customer leg for ${parentSid}`);
+      const child = customerLeg.call;
       const deliveries = emitCallLifecycle({
         scenario: 'click-to-call',
         authToken,
         accountSid,
         parentUrl: one(parent.created, 'StatusCallback') ?? '',
-        childUrl: dial.statusCallback ?? '',
+        childUrl: one(customerLeg.created, 'StatusCallback') ?? '',
         parentSid,
-        childSid: child?.sid,
+        childSid: child.sid,
         agent: parent.call.to,
-        customer: dial.number,
-        companyNumber: dial.callerId ?? parent.call.from,
+        customer: child.to,
+        companyNumber: child.from,
         outcome: opts.outcome,
         start: opts.start,
         talkSeconds: opts.talkSeconds,
       });
       setStatus(parent.call, 'completed');
-      if (child) setStatus(child, opts.outcome && opts.outcome !== 'answered' ? opts.outcome : 'completed');
+      setStatus(child, opts.outcome && opts.outcome !== 'answered' ? opts.outcome : 'completed');
       return deliveries;
     },
     close() {
@@ -628,7 +857,7 @@ export interface LifecycleOptions {
    */
   parentUrl: string;
   /**
-   * Click-to-call: the `<Number statusCallback>` of the customer (`…&leg=customer`). Inbound: the
+   * Click-to-call: the customer leg's StatusCallback (`…&leg=customer&parentCallSid=CA…`). Inbound: the
    * `<Number statusCallback>` the company's TwiML gives the agent's leg (`…/status`).
    */
   childUrl: string;
@@ -649,9 +878,9 @@ export interface LifecycleOptions {
 
 /**
  * The ordered status callbacks of one call, signed:
- * - click-to-call: the agent leg (parent, outbound-api) initiated, ringing, in-progress; the
- *   customer leg (child, outbound-dial, ParentCallSid) initiated, ringing, then in-progress +
- *   completed / no-answer / busy; the agent leg completed.
+ * - click-to-call: the agent leg (outbound-api) initiated, ringing, in-progress; the customer leg
+ *   (outbound-api, its own call in the same conference; our URL marker names the agent leg)
+ *   initiated, ringing, then in-progress + completed / no-answer / busy; the agent leg completed.
  * - inbound: the agent leg dialled by the company's TwiML (child, outbound-dial; From = the caller)
  *   initiated, ringing, then in-progress + completed / no-answer / busy; the caller's leg (parent,
  *   inbound) completed — a phone number's status callback reports the end of the call.
@@ -661,7 +890,9 @@ export function emitCallLifecycle(o: LifecycleOptions): TwilioDelivery[] {
   const childSid = o.childSid ?? newCallSid();
   const outcome = o.outcome ?? 'answered';
   const talk = o.talkSeconds ?? 30;
-  const t0 = (o.start ?? new Date('2026-11-21T10:00:00.000Z')).getTime();
+  // By default the call started a minute ago (on a whole second: Timestamp is RFC 2822): Twilio
+  // stamps each callback with the time it fires, and a stale Timestamp is refused.
+  const t0 = (o.start ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000)).getTime();
   const at = (s: number) => new Date(t0 + s * 1000);
   const out: TwilioDelivery[] = [];
   const deliver = (url: string, opts: StatusCallbackOptions) =>
@@ -703,11 +934,12 @@ export function emitCallLifecycle(o: LifecycleOptions): TwilioDelivery[] {
     deliver(o.parentUrl, { ...parent, status: 'initiated', at: at(0), sequenceNumber: 0 });
     deliver(o.parentUrl, { ...parent, status: 'ringing', at: at(1), sequenceNumber: 1 });
     deliver(o.parentUrl, { ...parent, status: 'in-progress', at: at(4), sequenceNumber: 2 });
+    // The customer's leg is a call of its own (both legs meet in a conference): no ParentCallSid;
+    // its URL carries our parentCallSid marker.
     const child = {
       accountSid: o.accountSid,
       callSid: childSid,
-      parentCallSid: parentSid,
-      direction: 'outbound-dial' as const,
+      direction: 'outbound-api' as const,
       from: o.companyNumber,
       to: o.customer,
     };

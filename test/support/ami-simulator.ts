@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AmiParser, amiHeader, type AmiFields } from '../../src/pbx/asterisk/ami-parser.js';
@@ -13,7 +13,11 @@ import { AmiParser, amiHeader, type AmiFields } from '../../src/pbx/asterisk/ami
  * application sends answered with what followed it in the recording (script).
  */
 
-export const AMI_FIXTURES_DIR = fileURLToPath(new URL('../fixtures/ami/', import.meta.url));
+const FIXTURES_BESIDE = new URL('../fixtures/ami/', import.meta.url);
+/** Compiled (dist/test/support/, for the benchmarks), the fixtures are still those of the sources. */
+export const AMI_FIXTURES_DIR = fileURLToPath(
+  existsSync(FIXTURES_BESIDE) ? FIXTURES_BESIDE : new URL('../../../test/fixtures/ami/', import.meta.url),
+);
 export const AMI_FIXTURE_NAMES = [
   'inbound-answered',
   'inbound-unanswered',
@@ -83,6 +87,23 @@ export function replayableEvents(f: AmiFixture): Array<{ t: number; fields: AmiF
   return f.received.filter(
     (r) => isEvent(r.fields) && r.t > 0 && !String(amiHeader(r.fields, 'Event')).startsWith('CoreShowChannel'),
   );
+}
+
+const RECORDED_ID = /^\d{10}\.\d+$/;
+const RECORDED_UUID = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-)[0-9a-f]{12}$/;
+
+/**
+ * An event of a recorded call made into the event of another call `k` (for many distinct calls
+ * from one recording): every Uniqueid-like value (`1795235277.3`) gets the epoch part `epoch`,
+ * every UUID (bridge ids) ends with `k`. The rest (channels, numbers) is kept.
+ */
+export function renumberEvent(fields: AmiFields, epoch: number, k: number): AmiFields {
+  return fields.map(([key, value]): [string, string] => {
+    if (RECORDED_ID.test(value)) return [key, `${epoch}${value.slice(value.indexOf('.'))}`];
+    const uuid = RECORDED_UUID.exec(value);
+    if (uuid) return [key, `${uuid[1]}${k.toString(16).padStart(12, '0')}`];
+    return [key, value];
+  });
 }
 
 export interface AmiSimulatorOptions {
@@ -171,6 +192,30 @@ export class AmiSimulator {
     for (const c of this.clients) if (c.authenticated) c.socket.write(bytes);
   }
 
+  /**
+   * Writes the chunks to every logged-in client as fast as each reads them (waits for 'drain'
+   * when its socket buffer is full, as Asterisk's writes block): a full-speed feed. Resolves once
+   * everything was handed to the kernel.
+   */
+  async stream(chunks: Iterable<Buffer | string>): Promise<void> {
+    for (const chunk of chunks) {
+      for (const c of this.clients) {
+        if (!c.authenticated || c.socket.destroyed) continue;
+        if (!c.socket.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              c.socket.off('drain', done);
+              c.socket.off('close', done);
+              resolve();
+            };
+            c.socket.on('drain', done);
+            c.socket.on('close', done);
+          });
+        }
+      }
+    }
+  }
+
   /** Changes the secret Login accepts from now on (connections already logged in stay). */
   setSecret(secret: string): void {
     this.secret = secret;
@@ -250,15 +295,16 @@ export class AmiSimulator {
    * Replays the event stream of a fixture to every logged-in client, its `t` offsets divided by
    * `speedup`; events of the same `t` go in one write. With `dropAfter`, the connections are
    * dropped once that many events have been written. With `from`, the replay starts at that
-   * event (the rest of a replay cut by `dropAfter`). Resolves with the number of events written.
+   * event (the rest of a replay cut by `dropAfter`); with `to`, it stops before that one (the
+   * connection kept). Resolves with the number of events written.
    */
   async replay(
     fixture: AmiFixture,
-    options: { speedup?: number; dropAfter?: number; from?: number } = {},
+    options: { speedup?: number; dropAfter?: number; from?: number; to?: number } = {},
   ): Promise<number> {
     const speedup = options.speedup ?? 100;
     // `from`: skip the first events (to finish a replay cut by `dropAfter`).
-    const events = replayableEvents(fixture).slice(options.from ?? 0);
+    const events = replayableEvents(fixture).slice(options.from ?? 0, options.to);
     let written = 0;
     let i = 0;
     let lastT = events[0]?.t ?? 0;

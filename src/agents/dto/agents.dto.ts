@@ -27,6 +27,7 @@ export class CreateAgentDto {
   displayName!: string;
 
   @ApiPropertyOptional({
+    type: String,
     format: 'uuid',
     nullable: true,
     description: 'A user of the same company who is this agent (one agent per user)',
@@ -36,6 +37,7 @@ export class CreateAgentDto {
   userId?: string | null;
 
   @ApiPropertyOptional({
+    type: String,
     example: '1001',
     nullable: true,
     description: "PBX extension, unique among the company's agents",
@@ -61,12 +63,12 @@ export class UpdateAgentDto {
   @Length(1, 200)
   displayName?: string;
 
-  @ApiPropertyOptional({ format: 'uuid', nullable: true, description: 'null unlinks the user' })
+  @ApiPropertyOptional({ type: String, format: 'uuid', nullable: true, description: 'null unlinks the user' })
   @IsOptional()
   @IsUUID()
   userId?: string | null;
 
-  @ApiPropertyOptional({ example: '1001', nullable: true, description: 'null clears the extension' })
+  @ApiPropertyOptional({ type: String, example: '1001', nullable: true, description: 'null clears the extension' })
   @IsOptional()
   @Matches(EXTENSION, { message: EXTENSION_MESSAGE })
   extension?: string | null;
@@ -102,9 +104,9 @@ export class AgentListQuery extends OffsetPageQuery {
 export class AgentDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ format: 'uuid' }) companyId!: string;
-  @ApiProperty({ format: 'uuid', nullable: true }) userId!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) userId!: string | null;
   @ApiProperty() displayName!: string;
-  @ApiProperty({ nullable: true, example: '1001' }) extension!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: '1001' }) extension!: string | null;
   @ApiProperty({ type: [String] }) skills!: string[];
   @ApiProperty({ enum: AGENT_STATUSES }) status!: AgentStatus;
   @ApiProperty() statusChangedAt!: Date;

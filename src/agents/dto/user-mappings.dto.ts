@@ -59,6 +59,7 @@ export class CreateUserMappingDto {
   externalId!: string;
 
   @ApiPropertyOptional({
+    type: String,
     format: 'uuid',
     nullable: true,
     description: 'A live agent of the company; agentId, crmUserId or both',
@@ -66,7 +67,7 @@ export class CreateUserMappingDto {
   @IsAgentIdOrCrmUser()
   agentId?: string | null;
 
-  @ApiPropertyOptional({ example: 'seed-user-17', maxLength: 254, nullable: true })
+  @ApiPropertyOptional({ type: String, example: 'seed-user-17', maxLength: 254, nullable: true })
   @IsOptional()
   @IsString()
   @Length(1, 254)
@@ -123,8 +124,8 @@ export class UserMappingDto {
   @ApiProperty({ format: 'uuid' }) companyId!: string;
   @ApiProperty({ enum: PROVIDERS }) provider!: Provider;
   @ApiProperty() externalId!: string;
-  @ApiProperty({ format: 'uuid', nullable: true }) agentId!: string | null;
-  @ApiProperty({ nullable: true }) crmUserId!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) agentId!: string | null;
+  @ApiProperty({ type: String, nullable: true }) crmUserId!: string | null;
   @ApiProperty() createdAt!: Date;
 }
 

@@ -7,7 +7,7 @@ import { MAX_PASSWORD, MIN_PASSWORD, PreferencesDto, UserDto } from '../../users
 export class RegisterDto {
   @ApiProperty({ example: 'Acme Dental' }) @IsString() @Length(1, 200) companyName!: string;
   @ApiProperty({ example: 'owner@acme.example' }) @IsEmail() @MaxLength(254) email!: string;
-  @ApiProperty({ minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD })
+  @ApiProperty({ example: 'correct-horse-battery-staple', minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD })
   @IsString()
   @Length(MIN_PASSWORD, MAX_PASSWORD)
   password!: string;
@@ -15,12 +15,15 @@ export class RegisterDto {
 }
 
 export class LoginDto {
-  @ApiProperty() @IsString() @MaxLength(254) email!: string;
-  @ApiProperty() @IsString() @MaxLength(MAX_PASSWORD) password!: string;
+  @ApiProperty({ example: 'owner@acme.example' }) @IsString() @MaxLength(254) email!: string;
+  @ApiProperty({ example: 'correct-horse-battery-staple' }) @IsString() @MaxLength(MAX_PASSWORD) password!: string;
 }
 
 export class RefreshDto {
-  @ApiProperty({ description: 'The refresh token of the last login or refresh' })
+  @ApiProperty({
+    example: 'pQ3x1vK8mZr0bN7tY2wL5sE9cF4hA6dJ0gU1iO3kR7e',
+    description: 'The refresh token of the last login or refresh',
+  })
   @IsString()
   @Length(20, 200)
   refreshToken!: string;

@@ -114,13 +114,13 @@ export class ListCallsQuery extends CursorPageQuery {
 
 /** The fields a person keeps on a call. `null` clears notes or disposition. */
 export class CallFieldsDto {
-  @ApiPropertyOptional({ nullable: true, maxLength: MAX_NOTES_LENGTH })
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: MAX_NOTES_LENGTH })
   @IsOptional()
   @IsString()
   @MaxLength(MAX_NOTES_LENGTH)
   notes?: string | null;
 
-  @ApiPropertyOptional({ nullable: true, example: 'sale', maxLength: MAX_DISPOSITION_LENGTH })
+  @ApiPropertyOptional({ type: String, nullable: true, example: 'sale', maxLength: MAX_DISPOSITION_LENGTH })
   @IsOptional()
   @IsString()
   @Length(1, MAX_DISPOSITION_LENGTH)
@@ -182,13 +182,21 @@ export class CreateCallDto extends CallFieldsDto {
 }
 
 export class AssignCallDto {
-  @ApiProperty({ format: 'uuid', description: 'An agent of the company' })
+  @ApiProperty({
+    format: 'uuid',
+    example: '6f1c2b8e-3d4a-4e5f-9a0b-1c2d3e4f5a6b',
+    description: 'An agent of the company',
+  })
   @IsUUID()
   agentId!: string;
 }
 
 export class ScreenPopDto {
-  @ApiProperty({ format: 'uuid', description: 'The agent whose screen pops' })
+  @ApiProperty({
+    format: 'uuid',
+    example: '6f1c2b8e-3d4a-4e5f-9a0b-1c2d3e4f5a6b',
+    description: 'The agent whose screen pops',
+  })
   @IsUUID()
   agentId!: string;
 
@@ -222,30 +230,30 @@ export class CallDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'asterisk', description: 'asterisk | dialpad | twilio | netsapiens | manual' })
   provider!: string;
-  @ApiProperty({ format: 'uuid', nullable: true }) connectionId!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) connectionId!: string | null;
   @ApiProperty() providerCallId!: string;
   @ApiProperty({ enum: CALL_DIRECTIONS }) direction!: string;
   @ApiProperty({ enum: CALL_STATUSES }) status!: string;
-  @ApiProperty({ nullable: true, example: '+15551230001' }) from!: string | null;
-  @ApiProperty({ nullable: true, example: '+15550001234' }) to!: string | null;
-  @ApiProperty({ nullable: true }) callerName!: string | null;
-  @ApiProperty({ format: 'uuid', nullable: true }) agentId!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: '+15551230001' }) from!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: '+15550001234' }) to!: string | null;
+  @ApiProperty({ type: String, nullable: true }) callerName!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) agentId!: string | null;
   @ApiProperty({ format: 'date-time' }) startedAt!: string;
-  @ApiProperty({ format: 'date-time', nullable: true }) ringingAt!: string | null;
-  @ApiProperty({ format: 'date-time', nullable: true }) answeredAt!: string | null;
-  @ApiProperty({ format: 'date-time', nullable: true }) endedAt!: string | null;
-  @ApiProperty({ nullable: true }) ringSeconds!: number | null;
-  @ApiProperty({ nullable: true }) talkSeconds!: number | null;
-  @ApiProperty({ nullable: true }) durationSeconds!: number | null;
-  @ApiProperty({ enum: END_REASONS, nullable: true }) endReason!: string | null;
-  @ApiProperty({ nullable: true }) hangupCause!: string | null;
-  @ApiProperty({ nullable: true }) recordingUrl!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) ringingAt!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) answeredAt!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) endedAt!: string | null;
+  @ApiProperty({ type: 'integer', nullable: true }) ringSeconds!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) talkSeconds!: number | null;
+  @ApiProperty({ type: 'integer', nullable: true }) durationSeconds!: number | null;
+  @ApiProperty({ type: String, enum: END_REASONS, nullable: true }) endReason!: string | null;
+  @ApiProperty({ type: String, nullable: true }) hangupCause!: string | null;
+  @ApiProperty({ type: String, nullable: true }) recordingUrl!: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'CRM contact' })
   contact!: Record<string, unknown> | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true }) ai!: Record<string, unknown> | null;
   @ApiProperty({ type: [String] }) tags!: string[];
-  @ApiProperty({ nullable: true }) notes!: string | null;
-  @ApiProperty({ nullable: true }) disposition!: string | null;
+  @ApiProperty({ type: String, nullable: true }) notes!: string | null;
+  @ApiProperty({ type: String, nullable: true }) disposition!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
 }

@@ -2,7 +2,7 @@ import { applyDecorators, createParamDecorator, type ExecutionContext, SetMetada
 import { ApiBearerAuth, ApiExtension, ApiSecurity } from '@nestjs/swagger';
 import { ApiProblems } from '../swagger/api-problems.js';
 import type { CompanyRole } from './roles.js';
-import { AppException } from '../errors/problem.js';
+import { commonError } from '../errors/common.errors.js';
 import { API_KEY_SCHEME, JWT_SCHEME } from '../swagger/swagger.js';
 import type { Principal, Scope, Tenant } from './principal.js';
 
@@ -46,7 +46,7 @@ interface WithPrincipal {
 /** The resolved principal of the request (set by the access guard). */
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {
   const principal = ctx.switchToHttp().getRequest<WithPrincipal>().principal;
-  if (!principal) throw new AppException('unauthorized', 401, 'Authentication is required.');
+  if (!principal) throw commonError('unauthorized', 'Authentication is required.');
   return principal;
 });
 
@@ -54,7 +54,7 @@ export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: Execution
 export const CurrentTenant = createParamDecorator((_: unknown, ctx: ExecutionContext): Tenant => {
   const principal = ctx.switchToHttp().getRequest<WithPrincipal>().principal;
   if (!principal || principal.kind === 'operator' || !principal.companyId) {
-    throw new AppException('no-company', 403, 'This route acts on a company; the credential has none.');
+    throw commonError('no-company', 'This route acts on a company; the credential has none.');
   }
   return { companyId: principal.companyId, principal };
 });

@@ -1,7 +1,8 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { AppException, codeFor, PROBLEM_CONTENT_TYPE, problemType, type ProblemDetails, titleFor } from './problem.js';
+import { AppException } from './app-exception.js';
+import { codeFor, PROBLEM_CONTENT_TYPE, problemType, type ProblemDetails, titleFor } from './problem.js';
 
 /** Fastify errors raised before our handlers run (body parsing, content type), by code. */
 const FASTIFY_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
@@ -57,7 +58,10 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     if (!reply || typeof reply.status !== 'function') throw exception; // not HTTP (e.g. socket.io)
     const { problem, headers } = this.toProblem(exception, request);
-    if (problem.status >= 500) {
+    if (problem.status === 503 && exception instanceof AppException) {
+      // Unavailable on purpose (not ready, stopping): a state of the service, not a failed request.
+      this.logger.warn({ code: exception.code, status: 503, url: request?.url }, exception.detail);
+    } else if (problem.status >= 500) {
       this.logger.error({ err: exception, status: problem.status, url: request?.url }, 'request failed');
     }
     if (reply.sent) return;

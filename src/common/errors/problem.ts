@@ -1,4 +1,6 @@
-import { HttpStatus } from '@nestjs/common';
+import type { FieldError } from './app-exception.js';
+
+export type { FieldError } from './app-exception.js';
 
 /** RFC 9457 problem details, as every error of this service is answered. */
 export interface ProblemDetails {
@@ -13,46 +15,11 @@ export interface ProblemDetails {
   [extension: string]: unknown;
 }
 
-export interface FieldError {
-  field: string;
-  messages: string[];
-}
-
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 /** Stable problem type URI for a code: `urn:switchboard:problem:<code>`. */
 export function problemType(code: string): string {
   return `urn:switchboard:problem:${code}`;
-}
-
-/**
- * An error our code raises on purpose: a stable code (the problem type), an HTTP status, a
- * human-readable detail and optional extension members. Modules subclass it or use it directly.
- */
-export class AppException extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    readonly detail: string,
-    readonly extensions: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(detail);
-    this.name = 'AppException';
-  }
-}
-
-export class ValidationFailedException extends AppException {
-  constructor(readonly errors: FieldError[]) {
-    super('validation-failed', HttpStatus.BAD_REQUEST, summarise(errors), { errors });
-  }
-}
-
-function summarise(errors: FieldError[]): string {
-  const first = errors[0];
-  if (!first) return 'The request is not valid.';
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
-  return `${first.field}: ${first.messages[0]}${more}`;
 }
 
 /** Titles and codes of the statuses we answer without a more specific code. */
@@ -71,6 +38,7 @@ export const STATUS_CODES: Record<number, { code: string; title: string }> = {
   422: { code: 'unprocessable', title: 'Unprocessable content' },
   429: { code: 'too-many-requests', title: 'Too many requests' },
   500: { code: 'internal-error', title: 'Internal server error' },
+  501: { code: 'not-implemented', title: 'Not implemented' },
   502: { code: 'bad-gateway', title: 'Bad gateway' },
   503: { code: 'service-unavailable', title: 'Service unavailable' },
   504: { code: 'gateway-timeout', title: 'Gateway timeout' },

@@ -1,5 +1,5 @@
 import { ValidationPipe, type ValidationError } from '@nestjs/common';
-import { type FieldError, ValidationFailedException } from './problem.js';
+import { type FieldError, ValidationFailedException } from './app-exception.js';
 
 /** Flattens class-validator's tree into `field.path: messages`. */
 export function toFieldErrors(errors: ValidationError[], prefix = ''): FieldError[] {

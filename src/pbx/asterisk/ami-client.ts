@@ -40,8 +40,9 @@ import { AmiParser, amiHeader, type AmiFields } from './ami-parser.js';
  *   snapshot is always applied before the events that followed it. The list events of a
  *   `listAction` are never buffered: they go to its promise. If it throws or rejects: a warning
  *   (`on-connected-failed`), and the buffered events are delivered all the same. If the
- *   connection drops first, what was buffered is delivered at once. More than 100 000 buffered
- *   events: a warning and direct delivery from then on (memory bound).
+ *   connection drops first, what was buffered is delivered at once. Past `maxBufferedEvents`
+ *   (100 000 by default) buffered events: a warning, and the socket is no longer read until
+ *   onConnected settles (memory bound, the order kept; see back-pressure below).
  * - Timeouts: `connectTimeoutMs` covers the whole handshake (TCP connect + Login response);
  *   `actionTimeoutMs` each action (a list action: until its Complete event).
  * - Backoff: `min(maxMs, initialMs · factor^n) · (1 ± jitter)`, clamped to [0, maxMs]; n resets to
@@ -53,6 +54,11 @@ import { AmiParser, amiHeader, type AmiFields } from './ami-parser.js';
  *   `pingTimeoutMs`: the socket is destroyed and we reconnect.
  * - Callbacks (onEvent, onState, onConnected, onWarning) never break the connection: what they
  *   throw is caught and reported as a warning (`handler-error`).
+ * - Back-pressure: pause() stops reading the socket (TCP flow control then holds Asterisk's
+ *   writes) until resume(); a connection made while paused is paused right after its Login is
+ *   answered. The keepalive Ping is suspended meanwhile (the silence is ours, not the peer's), and
+ *   actions get no answer (they time out). Asterisk drops a manager session it cannot write to for
+ *   `writetimeout` (manager.conf, 100 ms by default): a long pause ends in a reconnect and a resync.
  */
 
 export type AmiConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'failed' | 'stopped';
@@ -97,6 +103,8 @@ export interface AmiClientOptions {
   backoff?: AmiBackoffOptions;
   /** After an authentication failure, retry after this (default 60 000). */
   authRetryMs?: number;
+  /** Events buffered while onConnected runs past which the socket is paused (default 100 000). */
+  maxBufferedEvents?: number;
   /** Every event not consumed by a list action, with its arrival time. */
   onEvent: (fields: AmiFields, receivedAt: Date) => void;
   /** Every change of state or reason. */
@@ -179,6 +187,8 @@ interface Session {
   closeWaiters: Array<() => void>;
   /** Events held while onConnected runs. */
   buffer: Array<[AmiFields, Date]> | null;
+  /** Reading paused because the buffer is full (until onConnected settles). */
+  bufferFull: boolean;
 }
 
 const MAX_BUFFERED_EVENTS = 100_000;
@@ -207,6 +217,7 @@ export class AmiClient {
   private attempt = 0;
   private session: Session | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private paused = false;
 
   constructor(options: AmiClientOptions) {
     this.options = options;
@@ -257,6 +268,30 @@ export class AmiClient {
   /** The delay before the next connection attempt while 'reconnecting' or 'failed'. */
   get nextRetryMs(): number | undefined {
     return this.retryDelay;
+  }
+
+  /** Whether reading is paused (see pause()). */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops reading the socket (back-pressure, see the decisions above) until resume(). */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    const session = this.session;
+    if (session?.loggedIn && !session.closed) session.socket.pause();
+  }
+
+  /** Reads the socket again; the keepalive counts from now. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const session = this.session;
+    if (!session || session.closed) return;
+    session.lastReceived = Date.now();
+    session.socket.resume();
+    if (session.loggedIn) this.schedulePing(session);
   }
 
   /** Connects and keeps reconnecting until stop(). A no-op while already started. */
@@ -347,6 +382,7 @@ export class AmiClient {
       pending: new Map(),
       closeWaiters: [],
       buffer: null,
+      bufferFull: false,
     };
     session.parser = new AmiParser({
       skipEvents: this.options.skipEvents,
@@ -480,6 +516,7 @@ export class AmiClient {
     this.attempt = 0;
     this.retryDelay = undefined;
     this.schedulePing(session);
+    if (this.paused) session.socket.pause();
     const onConnected = this.options.onConnected;
     if (onConnected) session.buffer = [];
     this.setState(
@@ -506,6 +543,15 @@ export class AmiClient {
   private pingDue(session: Session): void {
     session.pingTimer = undefined;
     if (session.closed) return;
+    if (this.paused) {
+      // Not reading: no Pong could be seen. resume() schedules the next one.
+      return;
+    }
+    if (session.bufferFull) {
+      // Not reading until onConnected settles (then flush() reads again): look again later.
+      session.pingTimer = setTimeout(() => this.pingDue(session), this.pingIntervalMs);
+      return;
+    }
     if (Date.now() - session.lastReceived < this.pingIntervalMs) {
       this.schedulePing(session);
       return;
@@ -513,7 +559,8 @@ export class AmiClient {
     this.send(session, [['Action', 'Ping']], this.pingTimeoutMs).then(
       () => this.schedulePing(session),
       (error: Error) => {
-        if (error instanceof AmiUnavailableError && error.kind === 'timeout')
+        // Paused meanwhile: the answer may sit unread in our own buffer; resume() pings again.
+        if (error instanceof AmiUnavailableError && error.kind === 'timeout' && !this.paused && !session.bufferFull)
           this.abort(session, `no answer to Ping within ${this.pingTimeoutMs} ms`);
         else if (error instanceof AmiActionError) this.schedulePing(session); // it answered: alive
       },
@@ -609,15 +656,19 @@ export class AmiClient {
     }
     if (!session.loggedIn) return;
     if (session.buffer) {
-      if (session.buffer.length < MAX_BUFFERED_EVENTS) {
-        session.buffer.push([fields, receivedAt]);
-        return;
+      session.buffer.push([fields, receivedAt]);
+      const max = this.options.maxBufferedEvents ?? MAX_BUFFERED_EVENTS;
+      if (session.buffer.length >= max && !session.bufferFull) {
+        // Delivering them now would put them before what onConnected is doing (a resync):
+        // stop reading instead, until it settles.
+        session.bufferFull = true;
+        session.socket.pause();
+        this.warn(
+          'event-buffer-full',
+          `${max} events arrived during onConnected: no longer reading the socket until it is done`,
+        );
       }
-      this.warn(
-        'event-buffer-overflow',
-        `more than ${MAX_BUFFERED_EVENTS} events arrived during onConnected: delivering them without waiting`,
-      );
-      this.flush(session);
+      return;
     }
     this.deliver(fields, receivedAt);
   }
@@ -640,6 +691,13 @@ export class AmiClient {
     if (!buffer) return;
     session.buffer = null;
     for (const [fields, receivedAt] of buffer) this.deliver(fields, receivedAt);
+    if (session.bufferFull) {
+      session.bufferFull = false;
+      if (!session.closed && !this.paused) {
+        session.lastReceived = Date.now();
+        session.socket.resume();
+      }
+    }
   }
 
   // ---------------------------------------------------------------- callbacks

@@ -10,17 +10,17 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
-import { CallsService } from '../../calls/calls.service.js';
+import { CallApplyService } from '../../calls/call-apply.service.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ResolvedConfig } from '../../config/config.schema.js';
 import { DATABASE_URL } from '../../database/database.tokens.js';
 import { NotificationsService } from '../../database/notifications.service.js';
 import { PbxConnectionsService } from '../connections/pbx-connections.service.js';
+import { PbxRegistry } from '../pbx-registry.js';
 import { type OriginateRequest, type OriginateResult, PbxError, type ProviderCallStatus } from '../pbx-provider.js';
 import type { AmiConnectionState } from './ami-client.js';
 import { AsteriskSession } from './asterisk-session.js';
-import type { AmiGateway, AmiGatewayRef, AsteriskSecrets, AsteriskSettings } from './asterisk.driver.js';
-import { AMI_GATEWAY_REF } from '../pbx.tokens.js';
+import type { AmiGateway, AsteriskSecrets, AsteriskSettings } from './asterisk.driver.js';
 
 /** The class id of our advisory locks (the second key is the connection's hash). */
 const LOCK_CLASS = 0x5342;
@@ -64,6 +64,10 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
   /** Per connection: the last of its runtime-row writes, the next one waits for it (see writeState). */
   private readonly runtimeWrites = new Map<string, Promise<void>>();
   private lockClient: pg.Client | null = null;
+  /** The last unlock queued on the lock session (see release). */
+  private unlocks: Promise<void> = Promise.resolve();
+  /** The lock session was lost while holding connections: their locks are to be taken again. */
+  private relock = false;
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | null = null;
   private stopped = false;
@@ -73,12 +77,10 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
     @Inject(APP_CONFIG) private readonly config: ResolvedConfig,
     private readonly connections: PbxConnectionsService,
-    private readonly calls: CallsService,
+    private readonly registry: PbxRegistry,
+    private readonly calls: CallApplyService,
     private readonly notifications: NotificationsService,
-    @Inject(AMI_GATEWAY_REF) gatewayRef: AmiGatewayRef,
-  ) {
-    gatewayRef.current = this;
-  }
+  ) {}
 
   onApplicationBootstrap(): void {
     if (!this.config.ASTERISK_ENABLED) return;
@@ -107,6 +109,19 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
       id,
       state: s.client.state,
       reason: s.client.reason ?? null,
+    }));
+  }
+
+  /**
+   * Per held connection: AMI events received and not stored yet, whether reading is paused for
+   * them, and whether a resync is under way.
+   */
+  backlog(): { id: string; pending: number; paused: boolean; resyncing: boolean }[] {
+    return [...this.sessions.entries()].map(([id, s]) => ({
+      id,
+      pending: s.pendingCount,
+      paused: s.client.isPaused,
+      resyncing: s.resyncing,
     }));
   }
 
@@ -279,7 +294,7 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     }[];
     if (!row) return;
     const loaded = await this.connections.load(row.company_id, id);
-    const settings = this.connections.driverOf(loaded).settingsSchema.parse(loaded.settings) as AsteriskSettings;
+    const settings = this.registry.driver(loaded.provider).settingsSchema.parse(loaded.settings) as AsteriskSettings;
     const session = new AsteriskSession(
       {
         id,
@@ -289,11 +304,11 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
         version: loaded.version,
       },
       {
-        apply: (event) => this.calls.apply(event),
-        applyAll: (events) => this.calls.applyAll(events),
+        applyBatch: (events) => this.calls.applyBatch(events),
         activeProviderCallIds: (companyId, connectionId) => this.calls.activeProviderCallIds(companyId, connectionId),
         onState: (connectionId, state, reason) => void this.writeState(connectionId, state, reason),
         warn: (message, details) => this.logger.warn(details, message),
+        info: (message, details) => this.logger.log(details, message),
       },
       {
         pingIntervalMs: this.config.AMI_PING_INTERVAL_MS,
@@ -301,6 +316,9 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
         reconnectMaxMs: this.config.AMI_RECONNECT_MAX_MS,
         authRetryMs: this.config.AMI_AUTH_RETRY_MS,
         originateTieMs: 3_000,
+        applyRetryMaxMs: this.config.AMI_APPLY_RETRY_MAX_MS,
+        pendingMaxEvents: this.config.AMI_PENDING_MAX_EVENTS,
+        stopGraceMs: this.config.SHUTDOWN_GRACE_MS,
       },
     );
     this.sessions.set(id, session);
@@ -326,9 +344,19 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
         )
         .catch(() => undefined),
     );
-    await this.lockClient
-      ?.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id])
-      .catch(() => undefined);
+    // Several connections are released at once when the instance stops: their unlocks share one
+    // session, so they go one after another (pg refuses to run two queries at once on a client).
+    const client = this.lockClient;
+    if (client) {
+      const unlock = this.unlocks.then(() =>
+        client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id]).then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
+      this.unlocks = unlock;
+      await unlock;
+    }
     this.logger.log({ connectionId: id, why }, 'released the AMI connection');
   }
 
@@ -370,8 +398,14 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
   }
 
   /**
-   * The session our advisory locks live on. When it is lost, so are the locks: every held
-   * connection is let go at once (another instance may take it), then taken again if we can.
+   * The session our advisory locks live on. When it is lost, so are the locks, but the held
+   * connections are KEPT (issue 11 §5): the session is lost when PostgreSQL is (a restart, a
+   * network cut), and then no other instance can take a lock either, while letting the AMI
+   * connection go would lose every event Asterisk sends meanwhile (the session keeps them until
+   * they are stored). The next reconcile opens a new lock session and takes each held
+   * connection's lock again; one another instance took first (we alone were cut off from
+   * PostgreSQL) is let go then — both held it for at most one poll period, and both stored the
+   * same events, which applying skips the second time (event keys).
    */
   private async locks(): Promise<pg.Client> {
     if (this.lockClient) return this.lockClient;
@@ -379,13 +413,29 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     const lost = () => {
       if (this.lockClient !== client) return;
       this.lockClient = null;
-      this.logger.warn('the advisory-lock session was lost: releasing the AMI connections held');
-      for (const id of [...this.sessions.keys()]) void this.release(id, 'lock session lost');
+      if (this.sessions.size === 0) return;
+      this.relock = true;
+      this.logger.warn('the advisory-lock session was lost: keeping the AMI connections, locking them again');
     };
     client.on('error', lost);
     client.on('end', lost);
     await client.connect();
     this.lockClient = client;
+    if (this.relock) {
+      try {
+        for (const id of [...this.sessions.keys()]) {
+          const [got] = (await client.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, id]))
+            .rows as { ok: boolean }[];
+          if (!got?.ok) await this.release(id, 'taken by another instance while our lock session was lost');
+        }
+        this.relock = false;
+        this.logger.log({ held: this.sessions.size }, 'advisory-lock session back: AMI connections locked again');
+      } catch (error) {
+        this.lockClient = null;
+        await client.end().catch(() => undefined);
+        throw error;
+      }
+    }
     return client;
   }
 }

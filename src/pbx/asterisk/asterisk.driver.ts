@@ -111,9 +111,8 @@ export interface AmiGateway {
   callStatus(connectionId: string, providerCallId: string): Promise<ProviderCallStatus>;
 }
 
-export interface AmiGatewayRef {
-  current?: AmiGateway;
-}
+/** Finds this application's AMI gateway when a command runs (undefined until the app is up). */
+export type AmiGatewayLookup = () => AmiGateway | undefined;
 
 export class AsteriskDriver extends PbxDriver<AsteriskSettings, AsteriskSecrets> {
   readonly provider = 'asterisk' as const;
@@ -122,7 +121,7 @@ export class AsteriskDriver extends PbxDriver<AsteriskSettings, AsteriskSecrets>
   readonly secretsSchema = asteriskSecretsSchema;
   readonly webhookRoutes: readonly string[] = [];
 
-  constructor(private readonly gateway: AmiGatewayRef = {}) {
+  constructor(readonly gateway: AmiGatewayLookup = () => undefined) {
     super();
   }
 
@@ -137,14 +136,15 @@ class AsteriskProvider extends PbxProvider {
   constructor(
     private readonly connection: PbxConnectionConfig<AsteriskSettings, AsteriskSecrets>,
     private readonly env: PbxEnvironment,
-    private readonly gateway: AmiGatewayRef,
+    private readonly gateway: AmiGatewayLookup,
   ) {
     super();
   }
 
   private get ami(): AmiGateway {
-    if (!this.gateway.current) throw new PbxError('TRANSIENT', 'The AMI connections are not running here.');
-    return this.gateway.current;
+    const gateway = this.gateway();
+    if (!gateway) throw new PbxError('TRANSIENT', 'The AMI connections are not running here.');
+    return gateway;
   }
 
   override originate(request: OriginateRequest): Promise<OriginateResult> {

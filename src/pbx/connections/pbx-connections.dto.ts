@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsObject, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { IsIn, IsObject, IsString, Length, Matches } from 'class-validator';
+import { Omittable } from '../../common/validation.js';
 import { PBX_ERROR_CODES, PBX_PROVIDERS, type PbxErrorCode, type PbxProviderName } from '../pbx-provider.js';
 
 const NAME = /^\S(?:.*\S)?$/;
@@ -23,7 +24,7 @@ export class CreatePbxConnectionDto {
       'twilio `{ accountSid, callerId? }`; dialpad `{ environment?, auth? }`; netsapiens `{ baseUrl, domain }`; ' +
       'asterisk `{ host, port?, username, context?, … }`.',
   })
-  @IsOptional()
+  @Omittable()
   @IsObject()
   settings?: Record<string, unknown>;
 
@@ -34,14 +35,14 @@ export class CreatePbxConnectionDto {
       'Secrets, write-only (never returned; stored encrypted): twilio `{ authToken }`; dialpad ' +
       '`{ apiKey?, webhookSecret? }`; netsapiens `{ apiKey, webhookSecret? }`; asterisk `{ secret }`.',
   })
-  @IsOptional()
+  @Omittable()
   @IsObject()
   secrets?: Record<string, unknown>;
 }
 
 export class UpdatePbxConnectionDto {
   @ApiPropertyOptional({ minLength: 1, maxLength: 100 })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(1, 100)
   @Matches(NAME, { message: 'name must not start or end with spaces' })
@@ -52,7 +53,7 @@ export class UpdatePbxConnectionDto {
     additionalProperties: true,
     description: 'Merged into the settings: a key set to null is removed.',
   })
-  @IsOptional()
+  @Omittable()
   @IsObject()
   settings?: Record<string, unknown>;
 
@@ -61,7 +62,7 @@ export class UpdatePbxConnectionDto {
     additionalProperties: true,
     description: 'Merged into the secrets: a key set to null is removed.',
   })
-  @IsOptional()
+  @Omittable()
   @IsObject()
   secrets?: Record<string, unknown>;
 }
@@ -71,7 +72,11 @@ export class PbxCapabilitiesDto {
   @ApiProperty() hangup!: boolean;
   @ApiProperty() dtmf!: boolean;
   @ApiProperty() status!: boolean;
-  @ApiProperty({ example: { calls: true, sms: true, voicemail: true } })
+  @ApiProperty({
+    type: 'object',
+    properties: { calls: { type: 'boolean' }, sms: { type: 'boolean' }, voicemail: { type: 'boolean' } },
+    example: { calls: true, sms: true, voicemail: true },
+  })
   webhooks!: { calls: boolean; sms: boolean; voicemail: boolean };
 }
 

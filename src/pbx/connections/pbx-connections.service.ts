@@ -6,9 +6,10 @@ import { type z, ZodObject } from 'zod';
 import { AuditService } from '../../audit/audit.service.js';
 import { actorOf, type Tenant } from '../../common/access/principal.js';
 import { SecretBox } from '../../common/crypto/secret-box.js';
-import { AppException, type FieldError, ValidationFailedException } from '../../common/errors/problem.js';
+import { type FieldError, fieldErrorsOf, validationFailed } from '../../common/errors/common.errors.js';
 import { NotificationsService } from '../../database/notifications.service.js';
-import { PbxError, type PbxConnectionConfig, type PbxDriver, type PbxProvider } from '../pbx-provider.js';
+import { PbxError, type PbxConnectionConfig } from '../pbx-provider.js';
+import { pbxError } from '../pbx.errors.js';
 import { PbxRegistry } from '../pbx-registry.js';
 import type {
   CreatePbxConnectionDto,
@@ -149,7 +150,7 @@ export class PbxConnectionsService implements OnModuleInit {
   async test(tenant: Tenant, id: string): Promise<PbxConnectionTestDto> {
     const loaded = await this.load(tenant.companyId, id);
     try {
-      const { detail } = await this.clientOf(loaded).testCredentials();
+      const { detail } = await this.registry.client(loaded, loaded.version).testCredentials();
       return { ok: true, detail };
     } catch (error) {
       if (!(error instanceof PbxError)) throw error;
@@ -199,14 +200,6 @@ export class PbxConnectionsService implements OnModuleInit {
       : null;
     this.cache.set(id, { at, value });
     return value;
-  }
-
-  clientOf(connection: LoadedConnection): PbxProvider {
-    return this.registry.client(connection, connection.version);
-  }
-
-  driverOf(connection: LoadedConnection): PbxDriver {
-    return this.registry.driver(connection.provider);
   }
 
   /**
@@ -282,7 +275,7 @@ export class PbxConnectionsService implements OnModuleInit {
       where: { companyId, id, deletedAt: IsNull() },
       ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
     });
-    if (!row) throw new AppException('not-found', 404, 'No such phone-system connection.');
+    if (!row) throw pbxError('not-found', 'No such phone-system connection.');
     return row;
   }
 
@@ -290,7 +283,7 @@ export class PbxConnectionsService implements OnModuleInit {
     const taken = await m
       .getRepository(PbxConnectionEntity)
       .exists({ where: { companyId, name, deletedAt: IsNull() } });
-    if (taken) throw new AppException('conflict', 409, `A connection named "${name}" exists already.`);
+    if (taken) throw pbxError('conflict', `A connection named "${name}" exists already.`);
   }
 
   private loaded(row: PbxConnectionEntity, companyActive: boolean): LoadedConnection {
@@ -382,6 +375,8 @@ const TEST_DETAIL: Record<PbxError['code'], string> = {
   REJECTED: 'The provider refused the request: check the settings.',
   NOT_FOUND: 'The provider does not know the account or user in the settings.',
   UNSUPPORTED: 'This provider cannot be checked from here.',
+  STALE: 'The provider answered with an out-of-date signed time.',
+  NOT_CONFIGURED: 'A credential of this connection is missing (a secret or the OAuth authorization): set it first.',
 };
 
 /** Runs both validations and reports the field errors of both at once. */
@@ -391,14 +386,15 @@ function both<A, B>(a: () => A, b: () => B): [A, B] {
     try {
       return f();
     } catch (error) {
-      if (!(error instanceof ValidationFailedException)) throw error;
-      errors.push(...error.errors);
+      const fields = fieldErrorsOf(error);
+      if (!fields) throw error;
+      errors.push(...fields);
       return undefined;
     }
   };
   const x = run(a);
   const y = run(b);
-  if (errors.length > 0) throw new ValidationFailedException(errors);
+  if (errors.length > 0) throw validationFailed(errors);
   return [x as A, y as B];
 }
 
@@ -445,7 +441,7 @@ function validated(
   if (result.success) {
     for (const key of Object.keys(sent)) if (sent[key] !== null && !(key in parsed)) errors.push(notOurs(field, key));
   }
-  if (errors.length > 0) throw new ValidationFailedException(errors);
+  if (errors.length > 0) throw validationFailed(errors);
   const out: Record<string, unknown> = { ...parsed };
   for (const k of internal) out[k] = value[k];
   return out;

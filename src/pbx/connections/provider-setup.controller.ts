@@ -146,7 +146,9 @@ export class ProviderSetupController {
   @ApiOperation({
     summary: 'Create the Dialpad webhook (our URL and a secret) and the call and SMS event subscriptions',
     description:
-      "Uses the connection's webhookSecret, or makes one. Subscriptions made before are replaced. " + PROVIDER_ERRORS,
+      "Uses the connection's webhookSecret, or makes one. Subscriptions made before are replaced. 409 " +
+      '`connection-incomplete` when the connection has no API key (or, with OAuth, is not authorized yet). ' +
+      PROVIDER_ERRORS,
     operationId: 'subscribeDialpad',
   })
   @ApiOkResponse({ type: SubscriptionDto })

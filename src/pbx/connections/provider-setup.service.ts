@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import type { Tenant } from '../../common/access/principal.js';
 import { randomToken, sha256Hex } from '../../common/crypto/crypto.js';
 import { SecretBox } from '../../common/crypto/secret-box.js';
-import { AppException } from '../../common/errors/problem.js';
+import { type AppException, validationFailed } from '../../common/errors/common.errors.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ResolvedConfig } from '../../config/config.schema.js';
 import {
@@ -20,6 +20,7 @@ import type { DialpadConnection } from '../dialpad/dialpad.settings.js';
 import { subscribeDialpad, unsubscribeDialpad } from '../dialpad/dialpad.subscriptions.js';
 import { subscribeNetsapiens } from '../netsapiens/netsapiens.driver.js';
 import { viaPbx } from '../pbx-errors.js';
+import { pbxError } from '../pbx.errors.js';
 import { PbxError, type PbxConnectionConfig } from '../pbx-provider.js';
 import { PbxRegistry } from '../pbx-registry.js';
 import { type LoadedConnection, PbxConnectionsService } from './pbx-connections.service.js';
@@ -75,9 +76,7 @@ export class ProviderSetupService implements OnApplicationBootstrap, OnApplicati
       returnTo !== undefined &&
       !this.config.CORS_ORIGINS.some((o) => returnTo === o || returnTo.startsWith(`${o}/`))
     ) {
-      throw new AppException('validation-failed', 400, 'returnTo must be under one of the CORS_ORIGINS.', {
-        errors: [{ field: 'returnTo', messages: ['returnTo must be under one of the CORS_ORIGINS'] }],
-      });
+      throw validationFailed([{ field: 'returnTo', messages: ['returnTo must be under one of the CORS_ORIGINS'] }]);
     }
     const state = randomToken(32);
     const verifier = createPkceVerifier();
@@ -115,11 +114,7 @@ export class ProviderSetupService implements OnApplicationBootstrap, OnApplicati
     const pending = rows[0];
     if (!pending) throw invalidState();
     if (query.error || !query.code) {
-      throw new AppException(
-        'oauth-denied',
-        400,
-        `Dialpad did not authorize the connection (${query.error ?? 'no code'}).`,
-      );
+      throw pbxError('oauth-denied', `Dialpad did not authorize the connection (${query.error ?? 'no code'}).`);
     }
     const connection = await this.dialpad(pending.company_id, pending.connection_id);
     const tokens = await viaPbx('dialpad', () =>
@@ -206,11 +201,12 @@ export class ProviderSetupService implements OnApplicationBootstrap, OnApplicati
   // --- event subscriptions ------------------------------------------------------------------------
 
   async subscribeDialpad(tenant: Tenant, id: string): Promise<Record<string, string>> {
-    const connection = (await viaPbx('dialpad', async () =>
-      this.fresh(await this.dialpad(tenant.companyId, id)),
-    )) as DialpadConnection & LoadedConnection;
+    const loaded = await this.dialpad(tenant.companyId, id);
+    assertDialpadCredential(loaded, id);
+    const connection = (await viaPbx('dialpad', async () => this.fresh(loaded))) as DialpadConnection &
+      LoadedConnection;
     const secret = connection.secrets.webhookSecret ?? randomToken(32);
-    const hookUrl = this.connections.driverOf(connection).webhookUrls(id, this.registry.env).events!;
+    const hookUrl = this.registry.driver(connection.provider).webhookUrls(id, this.registry.env).events!;
     const ids = await viaPbx('dialpad', () => subscribeDialpad(this.registry.env, connection, { hookUrl, secret }));
     const previous = connection.settings;
     await this.connections.patchInternal(
@@ -255,14 +251,32 @@ export class ProviderSetupService implements OnApplicationBootstrap, OnApplicati
   }
 }
 
-function invalidState(): AppException {
-  return new AppException(
-    'invalid-oauth-state',
-    400,
-    'The authorization is unknown, used already, or expired: start again.',
+/**
+ * A missing credential is ours to report (409, what to do), not the provider's: without it no
+ * request to Dialpad can succeed, and a 502 would blame Dialpad for our own setup.
+ */
+function assertDialpadCredential(connection: DialpadConnection & LoadedConnection, id: string): void {
+  const has = (name: string) => typeof connection.secrets[name] === 'string' && connection.secrets[name] !== '';
+  if (connection.settings.auth === 'oauth') {
+    if (has('accessToken') || has('refreshToken')) return;
+    throw pbxError(
+      'connection-incomplete',
+      `The Dialpad account is not connected yet: authorize it first (GET /api/v1/pbx-connections/${id}/dialpad/authorize).`,
+      { missing: 'oauth' },
+    );
+  }
+  if (has('apiKey')) return;
+  throw pbxError(
+    'connection-incomplete',
+    `The Dialpad connection has no API key: set secrets.apiKey (PATCH /api/v1/pbx-connections/${id}) or connect it with OAuth.`,
+    { missing: 'secrets.apiKey' },
   );
 }
 
+function invalidState(): AppException {
+  return pbxError('invalid-oauth-state', 'The authorization is unknown, used already, or expired: start again.');
+}
+
 function wrongProvider(provider: string): AppException {
-  return new AppException('wrong-provider', 409, `This is not a ${provider} connection.`);
+  return pbxError('wrong-provider', `This is not a ${provider} connection.`);
 }

@@ -12,6 +12,7 @@ import {
 } from '../pbx-provider.js';
 import { dialpadRequest } from './dialpad.http.js';
 import { dialpadWebhookToken, verifyDialpadJwt } from './dialpad.jwt.js';
+import { freshnessWindow } from '../webhook-freshness.js';
 import { dialpadEventId, dialpadEventKind, mapDialpadEvent } from './dialpad.mapper.js';
 import {
   DIALPAD_CAPABILITIES,
@@ -79,11 +80,11 @@ export class DialpadProvider extends PbxProvider {
     if (typeof secret !== 'string' || !secret) {
       throw new PbxError('AUTH', 'Dialpad webhook: the connection has no webhook secret; unsigned events are refused');
     }
-    const { claims, payloadText } = verifyDialpadJwt(dialpadWebhookToken(request), secret, Date.now());
+    const { claims, payloadText } = verifyDialpadJwt(dialpadWebhookToken(request), secret, freshnessWindow(this.env));
     const eventId = dialpadEventId(claims, payloadText);
     // Read it once now, so that a verified event that cannot be read is refused before it is stored.
-    mapDialpadEvent(claims);
-    return { eventId, kind: dialpadEventKind(claims), payload: claims };
+    const records = mapDialpadEvent(claims);
+    return { eventId, kind: dialpadEventKind(claims), payload: claims, records };
   }
 
   parseWebhook(webhook: VerifiedWebhook): WebhookRecords {

@@ -75,9 +75,10 @@ export interface DialpadCredentials {
 /** The bearer token of a connection: the OAuth access token or the API key (AUTH when missing). */
 export function dialpadToken(auth: 'api_key' | 'oauth' | undefined, secrets: DialpadCredentials): string {
   if (auth === 'oauth') {
-    if (!secrets.accessToken) throw new PbxError('AUTH', 'Dialpad is not authorized yet: connect the account (OAuth).');
+    if (!secrets.accessToken)
+      throw new PbxError('NOT_CONFIGURED', 'Dialpad is not authorized yet: connect the account (OAuth).');
     return secrets.accessToken;
   }
-  if (!secrets.apiKey) throw new PbxError('AUTH', 'The Dialpad connection has no API key.');
+  if (!secrets.apiKey) throw new PbxError('NOT_CONFIGURED', 'The Dialpad connection has no API key.');
   return secrets.apiKey;
 }

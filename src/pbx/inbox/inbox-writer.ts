@@ -9,6 +9,11 @@ export interface InboxRow {
   kind: string;
   eventId: string;
   payloadJson: string;
+  /** The call the row is about (inbox-partition.ts), and its partition. */
+  callKey: string;
+  partition: number;
+  /** The canonical records the mapper made of it at ingest, as JSON; null when it could not. */
+  recordsJson: string | null;
 }
 
 interface Waiting {
@@ -33,7 +38,11 @@ export class InboxWriter {
   private readonly queue: Waiting[] = [];
   private inFlight = 0;
 
-  constructor(private readonly dataSource: DataSource) {}
+  /** `committed` runs after each INSERT that wrote rows (the inbox workers are woken by it). */
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly committed: (written: number) => void = () => undefined,
+  ) {}
 
   write(row: InboxRow): Promise<string | null> {
     return new Promise((resolve, reject) => {
@@ -58,12 +67,25 @@ export class InboxWriter {
     const params: unknown[] = [];
     for (const { row } of batch) {
       const n = params.length;
-      values.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::jsonb)`);
-      params.push(row.companyId, row.connectionId, row.provider, row.route, row.kind, row.eventId, row.payloadJson);
+      values.push(
+        `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::jsonb, $${n + 8}, $${n + 9}, $${n + 10}::jsonb)`,
+      );
+      params.push(
+        row.companyId,
+        row.connectionId,
+        row.provider,
+        row.route,
+        row.kind,
+        row.eventId,
+        row.payloadJson,
+        row.callKey,
+        row.partition,
+        row.recordsJson,
+      );
     }
     try {
       const inserted = (await this.dataSource.query(
-        `INSERT INTO webhook_inbox (company_id, connection_id, provider, route, kind, event_id, payload)
+        `INSERT INTO webhook_inbox (company_id, connection_id, provider, route, kind, event_id, payload, call_key, partition, records)
          VALUES ${values.join(', ')}
          ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id, connection_id, event_id`,
         params,
@@ -76,6 +98,7 @@ export class InboxWriter {
         if (id !== null) ids.delete(key);
         w.resolve(id);
       }
+      if (inserted.length > 0) this.committed(inserted.length);
     } catch (error) {
       for (const w of batch) w.reject(error);
     }

@@ -33,7 +33,11 @@ export class InboxItemDto {
   @ApiProperty({ nullable: true, type: String }) lastError!: string | null;
   @ApiProperty({ format: 'date-time' }) receivedAt!: string;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) processedAt!: string | null;
-  @ApiProperty({ description: 'The verified payload, phone numbers masked to their last 4 digits' })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    description: 'The verified payload, phone numbers masked to their last 4 digits',
+  })
   payload!: unknown;
 }
 

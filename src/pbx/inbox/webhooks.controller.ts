@@ -89,19 +89,13 @@ export class WebhooksController {
     reply: FastifyReply,
   ): Promise<WebhookAckDto | string> {
     const raw = (req as FastifyRequest & { rawBody?: Buffer }).rawBody;
-    const result = await this.inbox.ingest(
-      provider,
-      connectionId,
-      route,
-      {
-        url: this.registry.env.publicBaseUrl + req.url,
-        headers: req.headers,
-        contentType: String(req.headers['content-type'] ?? ''),
-        rawBody: raw ?? Buffer.alloc(0),
-        body: req.body,
-      },
-      reply,
-    );
+    const result = await this.inbox.ingest(provider, connectionId, route, {
+      url: this.registry.env.publicBaseUrl + req.url,
+      headers: req.headers,
+      contentType: String(req.headers['content-type'] ?? ''),
+      rawBody: raw ?? Buffer.alloc(0),
+      body: req.body,
+    });
     if (result.ack) {
       void reply.type(result.ack.contentType);
       return result.ack.body;

@@ -23,6 +23,12 @@ import { type InboundWebhook, PbxError, type VerifiedWebhook } from '../pbx-prov
  * subscription id and the request carries `X-Correlation-ID`, when that header equals it.
  * No secret configured, token missing or wrong, or another subscription's id → AUTH.
  * Verified but not a non-empty JSON array of objects → REJECTED.
+ *
+ * Freshness (README "Replay protection"): nothing is signed, so nothing can be checked for age —
+ * the call rows' own times are as forgeable as the rest by whoever holds the token, and a time
+ * check would add no protection while refusing late retries. A replayed delivery is made harmless
+ * by the inbox instead: its event id (`<phase>:<orig call id>:<SHA-256 of the delivery>`) is unique
+ * per connection and kept for ever, so the same snapshot is acknowledged and never applied twice.
  */
 
 /** The query parameter of the post-url that carries our token. */

@@ -119,7 +119,7 @@ async function nsRequest<T = unknown>(
   options: { body?: unknown; accept?: number[] } = {},
 ): Promise<VendorResponse<T>> {
   const apiKey = connection.secrets.apiKey;
-  if (!apiKey) throw new PbxError('AUTH', 'This NetSapiens connection has no API key.');
+  if (!apiKey) throw new PbxError('NOT_CONFIGURED', 'This NetSapiens connection has no API key.');
   const url = `${netsapiensApiRoot(connection.settings.baseUrl, env.allowHttp)}${path}`;
   return vendorFetch<T>(url, {
     method,

@@ -1,5 +1,5 @@
 import { deriveCall, mergeFacts, type CallState } from '../../calls/call-state.js';
-import { parseDialTwiml, startTwilioFake, type TwilioFake } from '../../../test/fakes/twilio-fake.js';
+import { startTwilioFake, type TwilioFake } from '../../../test/fakes/twilio-fake.js';
 import { PbxError, type OriginateRequest, type PbxEnvironment, type PbxProvider } from '../pbx-provider.js';
 import { TwilioDriver, type TwilioSettings } from './twilio.driver.js';
 
@@ -121,7 +121,7 @@ describe('TwilioProvider commands against the fake', () => {
     expect((await rejection(connect().status('CA00000000000000000000000000000000'))).code).toBe('NOT_FOUND');
   });
 
-  it('originate calls the agent with TwiML that dials the customer, both legs reporting to our status webhook', async () => {
+  it('originate calls the agent and the customer into one conference, both legs reporting to our status webhook', async () => {
     const result = await connect().originate(request());
     expect(result.providerCallId).toMatch(/^CA[0-9a-f]{32}$/);
     expect(fake.calls.get(result.providerCallId)?.call).toMatchObject({
@@ -129,29 +129,45 @@ describe('TwilioProvider commands against the fake', () => {
       from: COMPANY_NUMBER,
       direction: 'outbound-api',
     });
-
-    const req = fake.requests[0]!;
-    expect(req.method).toBe('POST');
-    expect(req.path).toBe(`/2010-04-01/Accounts/${fake.accountSid}/Calls.json`);
-    expect(req.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    const room = `switchboard-${CALL_ID}`;
+    const [agentReq, customerReq] = fake.requests;
+    expect(fake.requests).toHaveLength(2);
+    for (const req of [agentReq!, customerReq!]) {
+      expect(req.method).toBe('POST');
+      expect(req.path).toBe(`/2010-04-01/Accounts/${fake.accountSid}/Calls.json`);
+      expect(req.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    }
     const base = `https://switchboard.example.test/webhooks/twilio/${CONN}/status?callId=${CALL_ID}`;
-    expect(req.params).toMatchObject({
+    expect(agentReq!.params).toEqual({
       To: AGENT,
       From: COMPANY_NUMBER,
+      Twiml: `<Response><Dial><Conference startConferenceOnEnter="true" endConferenceOnExit="true" beep="false">${room}</Conference></Dial></Response>`,
       StatusCallback: `${base}&leg=agent`,
       StatusCallbackEvent: ['initiated', 'ringing', 'answered', 'completed'],
       StatusCallbackMethod: 'POST',
     });
-    const twiml = req.params['Twiml'] as string;
-    expect(twiml).toBe(
-      `<Response><Dial callerId="${COMPANY_NUMBER}"><Number statusCallback="${base}&amp;leg=customer" ` +
-        `statusCallbackEvent="initiated ringing answered completed" statusCallbackMethod="POST">${CUSTOMER}</Number></Dial></Response>`,
-    );
-    expect(parseDialTwiml(twiml)).toEqual({
-      number: CUSTOMER,
-      callerId: COMPANY_NUMBER,
-      statusCallback: `${base}&leg=customer`,
+    expect(customerReq!.params).toEqual({
+      To: CUSTOMER,
+      From: COMPANY_NUMBER,
+      Twiml: `<Response><Dial><Conference startConferenceOnEnter="false" endConferenceOnExit="false" beep="false">${room}</Conference></Dial></Response>`,
+      StatusCallback: `${base}&leg=customer&parentCallSid=${result.providerCallId}`,
+      StatusCallbackEvent: ['initiated', 'ringing', 'answered', 'completed'],
+      StatusCallbackMethod: 'POST',
     });
+  });
+
+  it("originate: when the customer's leg cannot be created, the agent's is hung up and the error stands", async () => {
+    // The agent's leg is created; the customer's create is refused (21211: invalid To).
+    fake.failNext(400, { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 }, {}, 1);
+    expect((await rejection(connect().originate(request()))).code).toBe('REJECTED');
+    const [agentLeg] = [...fake.calls.values()];
+    expect(fake.calls.size).toBe(1);
+    expect(agentLeg!.call.status).toBe('canceled');
+    expect(fake.requests.map((r) => `${r.method} ${r.path.split('/').pop()}`)).toEqual([
+      'POST Calls.json',
+      'POST Calls.json',
+      `POST ${agentLeg!.call.sid}.json`,
+    ]);
   });
 
   it('originate: the caller id of the request wins over the connection default; client: and sip: agents', async () => {
@@ -159,10 +175,11 @@ describe('TwilioProvider commands against the fake', () => {
       request({ callerId: '+15550100001', agent: { id: 'a', extension: null, externalId: 'client:alice' } }),
     );
     expect(fake.requests[0]!.params).toMatchObject({ To: 'client:alice', From: '+15550100001' });
+    expect(fake.requests[1]!.params).toMatchObject({ To: CUSTOMER, From: '+15550100001' });
     await connect().originate(
       request({ agent: { id: 'a', extension: null, externalId: 'sip:alice@acme.sip.twilio.com' } }),
     );
-    expect(fake.requests[1]!.params['To']).toBe('sip:alice@acme.sip.twilio.com');
+    expect(fake.requests[2]!.params['To']).toBe('sip:alice@acme.sip.twilio.com');
   });
 
   it('originate refuses (REJECTED, nothing sent) without an agent identity, with a bad one, or without a caller id', async () => {
@@ -219,36 +236,81 @@ describe('TwilioProvider commands against the fake', () => {
     await expect(p.status(providerCallId)).resolves.toEqual({ state: 'no-answer', ended: true });
   });
 
-  it("sendDtmf plays the digits on the customer's leg (the connected <Dial> child of a click-to-call)", async () => {
+  it("sendDtmf plays the digits on the customer's leg, which then rejoins the conference: the call stays up", async () => {
+    const p = connect();
+    const ref = { id: CALL_ID };
+    const room = `switchboard-${CALL_ID}`;
+    const { providerCallId } = await p.originate(request());
+    const customer = fake.customerLegOf(providerCallId)!;
+    fake.answer(providerCallId);
+    // The agent is in the conference; the customer has not answered: no leg to send digits to.
+    expect((await rejection(p.sendDtmf(providerCallId, '1', ref))).code).toBe('REJECTED');
+    fake.answer(customer.call.sid);
+    expect(fake.conferences.get(room)).toMatchObject({ status: 'in-progress' });
+    expect([...fake.conferences.get(room)!.participants.keys()].sort()).toEqual(
+      [providerCallId, customer.call.sid].sort(),
+    );
+
+    const before = fake.requests.length;
+    await p.sendDtmf(providerCallId, '12#*', ref);
+    const sent = fake.requests.slice(before);
+    const conf = fake.conferences.get(room)!;
+    expect(sent.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /2010-04-01/Accounts/${fake.accountSid}/Calls/${providerCallId}.json`,
+      `GET /2010-04-01/Accounts/${fake.accountSid}/Conferences.json`,
+      `GET /2010-04-01/Accounts/${fake.accountSid}/Conferences/${conf.sid}/Participants.json`,
+      `POST /2010-04-01/Accounts/${fake.accountSid}/Calls/${customer.call.sid}.json`,
+    ]);
+    expect(sent[1]!.query).toMatchObject({ FriendlyName: room, Status: 'in-progress' });
+    expect(sent[3]!.params).toEqual({
+      Twiml:
+        '<Response><Play digits="12#*"/><Dial><Conference startConferenceOnEnter="false" endConferenceOnExit="false" beep="false">' +
+        `${room}</Conference></Dial></Response>`,
+    });
+    // The tones were played to the customer, and both legs are still up, together.
+    expect(customer.played).toEqual(['12#*']);
+    expect(fake.calls.get(customer.call.sid)!.call.status).toBe('in-progress');
+    expect(fake.calls.get(providerCallId)!.call.status).toBe('in-progress');
+    expect(customer.conference).toBe(room);
+    expect(conf.status).toBe('in-progress');
+    expect(conf.participants.size).toBe(2);
+    expect(fake.calls.get(providerCallId)!.twimlUpdates).toEqual([]);
+    // Twice works the same.
+    await p.sendDtmf(providerCallId, '9', ref);
+    expect(customer.played).toEqual(['12#*', '9']);
+    expect(conf.participants.size).toBe(2);
+
+    // Hangup ends the agent's leg; the agent ends the conference, so the customer's leg ends too.
+    await p.hangup(providerCallId, ref);
+    expect(fake.calls.get(providerCallId)!.call.status).toBe('completed');
+    expect(fake.calls.get(customer.call.sid)!.call.status).toBe('completed');
+    expect(conf.status).toBe('completed');
+  });
+
+  it('hangup before the agent answers also hangs up a customer waiting in the conference', async () => {
     const p = connect();
     const { providerCallId } = await p.originate(request());
-    fake.setCallStatus(providerCallId, 'in-progress');
-    expect((await rejection(p.sendDtmf(providerCallId, '1'))).code).toBe('REJECTED');
-    const child = fake.connectCustomer(providerCallId);
-    await p.sendDtmf(providerCallId, '12#*');
-    const list = fake.requests.find((r) => r.method === 'GET' && r.path.endsWith('/Calls.json'))!;
-    expect(list.query).toMatchObject({ ParentCallSid: providerCallId, Status: 'in-progress' });
-    expect(fake.requests.at(-1)).toMatchObject({
-      method: 'POST',
-      path: `/2010-04-01/Accounts/${fake.accountSid}/Calls/${child.sid}.json`,
-      params: { Twiml: '<Response><Play digits="12#*"/></Response>' },
-    });
-    expect(fake.calls.get(child.sid)!.twimlUpdates).toEqual(['<Response><Play digits="12#*"/></Response>']);
-    expect(fake.calls.get(providerCallId)!.twimlUpdates).toEqual([]);
+    const customer = fake.customerLegOf(providerCallId)!;
+    fake.answer(customer.call.sid);
+    expect(fake.conferences.get(`switchboard-${CALL_ID}`)).toMatchObject({ status: 'init' });
+    await p.hangup(providerCallId, { id: CALL_ID });
+    expect(fake.calls.get(providerCallId)!.call.status).toBe('canceled');
+    expect(fake.calls.get(customer.call.sid)!.call.status).toBe('completed');
   });
 
   it('sendDtmf refuses A-D and calls that are over', async () => {
     const p = connect();
     const { providerCallId } = await p.originate(request());
-    expect((await rejection(p.sendDtmf(providerCallId, '1A'))).code).toBe('REJECTED');
+    expect((await rejection(p.sendDtmf(providerCallId, '1A', { id: CALL_ID }))).code).toBe('REJECTED');
     fake.setCallStatus(providerCallId, 'completed');
-    expect((await rejection(p.sendDtmf(providerCallId, '1'))).code).toBe('REJECTED');
+    expect((await rejection(p.sendDtmf(providerCallId, '1', { id: CALL_ID }))).code).toBe('REJECTED');
   });
 
   it('a click-to-call through the fake: the callbacks Twilio would send map onto the call originate returned', async () => {
     const p = connect();
     const { providerCallId } = await p.originate(request());
-    fake.connectCustomer(providerCallId);
+    fake.answer(providerCallId);
+    fake.answer(fake.customerLegOf(providerCallId)!.call.sid);
     const deliveries = fake.clickToCallDeliveries(providerCallId, { outcome: 'answered', talkSeconds: 20 });
     let state: CallState = {};
     for (const d of deliveries) {

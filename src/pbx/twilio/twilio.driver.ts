@@ -10,6 +10,7 @@ import {
   type OriginateResult,
   type PbxCapabilities,
   type PbxConnectionConfig,
+  type CallRef,
   type PbxEnvironment,
   type ProviderCallStatus,
   type VerifiedWebhook,
@@ -27,8 +28,15 @@ import {
   type TwilioWebhookPayload,
   type TwilioWebhookRoute,
 } from './twilio.mapper.js';
-import { isValidTwilioBodySignature, isValidTwilioSignature, parseForm, type FormParams } from './twilio.signature.js';
-import { STATUS_CALLBACK_EVENTS, clickToCallTwiml, playDigitsTwiml } from './twilio.twiml.js';
+import {
+  assertTwilioFresh,
+  isValidTwilioBodySignature,
+  isValidTwilioSignature,
+  parseForm,
+  type FormParams,
+} from './twilio.signature.js';
+import { freshnessWindow } from '../webhook-freshness.js';
+import { STATUS_CALLBACK_EVENTS, conferenceName, conferenceTwiml, playDigitsThenRejoinTwiml } from './twilio.twiml.js';
 
 /**
  * The Twilio driver: Programmable Voice REST API 2010-04-01 with Basic auth (AccountSid:AuthToken),
@@ -49,25 +57,34 @@ import { STATUS_CALLBACK_EVENTS, clickToCallTwiml, playDigitsTwiml } from './twi
  *   https://www.twilio.com/docs/api/errors (20003, 20404, 20429, 21211, 21220, …)
  * - The official SDK for the exact wire names: twilio-node `src/rest/api/v2010/account/call.ts`
  *
- * Click-to-call: `originate` calls the agent first (To = the agent's identity at Twilio from
- * user_mappings: an E.164 number, `client:<identity>` or `sip:<uri>`), with inline TwiML that
- * `<Dial>`s the customer presenting the caller id. Both legs report their progress to our `status`
- * webhook; the URLs carry our call id and which leg it is (`?callId=…&leg=agent|customer`), and
- * since Twilio signs the full URL those markers are authenticated. providerCallId = the agent
- * leg's CallSid (the parent); the customer leg's callbacks carry it as ParentCallSid.
+ * Click-to-call is built on a `<Conference>` (https://www.twilio.com/docs/voice/twiml/conference)
+ * named after our call id (twilio.twiml.ts): `originate` creates two calls — the agent's leg (To =
+ * the agent's identity at Twilio from user_mappings: an E.164 number, `client:<identity>` or
+ * `sip:<uri>`) and then the customer's leg, both presenting the caller id, each running TwiML that
+ * `<Dial>`s the same conference. The agent's leg starts and ends the conference; the customer waits
+ * (wait music) until the agent is there. Both phones therefore ring at once: ringing the agent
+ * first would need us to dial the customer when the agent's leg is answered, i.e. to act on a
+ * webhook, which drivers do not do. Each leg reports its progress to our `status` webhook; the
+ * URLs carry our call id and the leg (`?callId=…&leg=agent|customer`), the customer's also the
+ * agent leg's CallSid (`&parentCallSid=CA…`: the legs are two independent calls now, not a
+ * `<Dial>` parent and child); Twilio signs the full URL, so those markers are authenticated.
+ * providerCallId = the agent leg's CallSid.
  *
- * DTMF: Twilio has no "send digits" REST call; the documented way is to update the live call with
- * TwiML `<Play digits>` — which replaces the document the leg is running. The digits must reach the
- * far end, so we update the customer's leg (the `<Dial>` child of a click-to-call; the parent of an
- * inbound call). Side effect, per Twilio's documented behaviour: a leg that leaves its `<Dial>`
- * ends the bridge; the customer hears the tones and, with nothing after `<Play>`, its leg ends,
- * and the agent's leg continues after its `<Dial>` — nothing there, so it ends too
- * (https://www.twilio.com/docs/voice/twiml/dial#action; for a redirected parent, the changelog
- * https://www.twilio.com/changelog/changes-to-dial-behavior-for-enhanced-programmable-sip-feature-accounts).
- * Updating the agent's leg instead would play the tones to the agent (wrong party) with the same
- * break. Keeping the call up across mid-call DTMF needs a `<Conference>`-based call flow — a design
- * change, not a driver detail. We refuse (REJECTED) rather than guess when the customer leg is not
- * connected, and when the digits contain A–D (Twilio documents only 0-9, *, # and w).
+ * DTMF: Twilio has no "send digits" REST call; the documented way is to update a live call's TwiML
+ * (https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource) with
+ * `<Play digits>` (https://www.twilio.com/docs/voice/twiml/play#attributes-digits), which replaces
+ * the document the leg runs. On the customer's leg, in a conference, that leg leaves the
+ * conference (which the customer does not end), hears the tones, and the same new document's
+ * `<Dial><Conference>` brings it back: the call stays up. The customer's leg is found through the
+ * conference: Conferences list by FriendlyName and Status
+ * (https://www.twilio.com/docs/voice/api/conference-resource#read-multiple-conference-resources),
+ * then its Participants (https://www.twilio.com/docs/voice/api/conference-participant-resource).
+ * We refuse (REJECTED) rather than guess when the customer is not in the conference, and when the
+ * digits contain A–D (Twilio documents only 0-9, *, # and w).
+ *
+ * Hangup: Status=completed on the agent's leg, which ends the conference and so the customer's leg;
+ * a customer still waiting in a conference that never started (the agent did not answer) is hung
+ * up too.
  */
 
 export const TWILIO_CAPABILITIES: PbxCapabilities = Object.freeze({
@@ -102,6 +119,17 @@ export interface TwilioCall {
   status: string;
   direction: string;
   duration?: string | null;
+}
+
+/** Twilio's Conference and Participant resources (the fields we read). */
+interface TwilioConference {
+  sid: string;
+  friendly_name: string;
+  status: string;
+}
+interface TwilioParticipant {
+  call_sid: string;
+  conference_sid: string;
 }
 
 interface TwilioAccount {
@@ -187,9 +215,51 @@ export class TwilioProvider extends PbxProvider {
     return call;
   }
 
-  private statusCallbackUrl(callId: string, leg: string): string {
+  private statusCallbackUrl(callId: string, leg: string, parentCallSid?: string): string {
     const base = `${this.env.publicBaseUrl}/webhooks/twilio/${encodeURIComponent(this.connection.id)}/status`;
-    return `${base}?callId=${encodeURIComponent(callId)}&leg=${leg}`;
+    const parent = parentCallSid ? `&parentCallSid=${parentCallSid}` : '';
+    return `${base}?callId=${encodeURIComponent(callId)}&leg=${leg}${parent}`;
+  }
+
+  /** Creates one leg of a click-to-call: a call to `to` running `twiml`, reporting to `statusCallback`. */
+  private async createLeg(to: string, from: string, twiml: string, statusCallback: string): Promise<TwilioCall> {
+    const body = new URLSearchParams();
+    body.set('To', to);
+    body.set('From', from);
+    body.set('Twiml', twiml);
+    body.set('StatusCallback', statusCallback);
+    for (const event of STATUS_CALLBACK_EVENTS) body.append('StatusCallbackEvent', event);
+    body.set('StatusCallbackMethod', 'POST');
+    const call = await this.request<TwilioCall | undefined>('POST', '/Calls.json', 'create call', body);
+    if (!call || typeof call.sid !== 'string' || !CALL_SID.test(call.sid)) {
+      throw new PbxError('TRANSIENT', 'Twilio accepted the call but answered no call sid.');
+    }
+    return call;
+  }
+
+  /** The other participants (call sids) of the click-to-call conference of `call`, when it exists. */
+  private async conferencePeers(call: CallRef, agentSid: string, statuses: readonly string[]): Promise<string[]> {
+    const peers: string[] = [];
+    for (const status of statuses) {
+      const query = new URLSearchParams({ FriendlyName: conferenceName(call.id), Status: status, PageSize: '20' });
+      const page = await this.request<{ conferences?: TwilioConference[] } | undefined>(
+        'GET',
+        `/Conferences.json?${query.toString()}`,
+        'list conferences',
+      );
+      for (const conference of page?.conferences ?? []) {
+        if (!/^CF[0-9a-fA-F]{32}$/.test(conference.sid)) continue;
+        const participants = await this.request<{ participants?: TwilioParticipant[] } | undefined>(
+          'GET',
+          `/Conferences/${conference.sid}/Participants.json?PageSize=20`,
+          'list conference participants',
+        );
+        for (const p of participants?.participants ?? []) {
+          if (CALL_SID.test(p.call_sid) && p.call_sid !== agentSid) peers.push(p.call_sid);
+        }
+      }
+    }
+    return peers;
   }
 
   async testCredentials(): Promise<{ detail: string }> {
@@ -222,28 +292,32 @@ export class TwilioProvider extends PbxProvider {
     const customer = toE164(request.to);
     if (!customer) throw new PbxError('REJECTED', 'The number to call is not a valid phone number.');
 
-    const body = new URLSearchParams();
-    body.set('To', agent);
-    body.set('From', callerId);
-    body.set('Twiml', clickToCallTwiml(customer, callerId, this.statusCallbackUrl(request.callId, LEG_CUSTOMER)));
-    body.set('StatusCallback', this.statusCallbackUrl(request.callId, LEG_AGENT));
-    for (const event of STATUS_CALLBACK_EVENTS) body.append('StatusCallbackEvent', event);
-    body.set('StatusCallbackMethod', 'POST');
-    const call = await this.request<TwilioCall | undefined>('POST', '/Calls.json', 'create call', body);
-    if (!call || typeof call.sid !== 'string' || !CALL_SID.test(call.sid)) {
-      throw new PbxError('TRANSIENT', 'Twilio accepted the call but answered no call sid.');
+    const room = conferenceName(request.callId);
+    const agentLeg = await this.createLeg(
+      agent,
+      callerId,
+      conferenceTwiml(room, 'agent'),
+      this.statusCallbackUrl(request.callId, LEG_AGENT),
+    );
+    let customerLeg: TwilioCall;
+    try {
+      customerLeg = await this.createLeg(
+        customer,
+        callerId,
+        conferenceTwiml(room, 'customer'),
+        this.statusCallbackUrl(request.callId, LEG_CUSTOMER, agentLeg.sid),
+      );
+    } catch (error) {
+      // No customer: do not leave the agent's phone ringing into an empty conference.
+      await this.hangup(agentLeg.sid).catch(() => undefined);
+      throw error;
     }
-    return { providerCallId: call.sid, raw: call };
+    return { providerCallId: agentLeg.sid, raw: { agent: agentLeg, customer: customerLeg } };
   }
 
-  override async hangup(providerCallId: string): Promise<void> {
+  private async complete(sid: string): Promise<void> {
     try {
-      await this.request(
-        'POST',
-        this.callPath(providerCallId),
-        'hang up call',
-        new URLSearchParams({ Status: 'completed' }),
-      );
+      await this.request('POST', this.callPath(sid), 'hang up call', new URLSearchParams({ Status: 'completed' }));
     } catch (error) {
       // 21220: the call is no longer in progress — it is already over, which is what we wanted.
       if (twilioCodeOf(error) === TWILIO_ERROR_CODES.INVALID_CALL_STATE) return;
@@ -251,33 +325,32 @@ export class TwilioProvider extends PbxProvider {
     }
   }
 
-  override async sendDtmf(providerCallId: string, digits: string): Promise<void> {
+  override async hangup(providerCallId: string, call?: CallRef): Promise<void> {
+    await this.complete(providerCallId);
+    if (!call) return;
+    // The agent ending the conference drops the customer; one still waiting in a conference that
+    // never started (the agent did not answer) is hung up here.
+    for (const sid of await this.conferencePeers(call, providerCallId, ['init', 'in-progress'])) {
+      await this.complete(sid);
+    }
+  }
+
+  override async sendDtmf(providerCallId: string, digits: string, call?: CallRef): Promise<void> {
     if (!/^[0-9*#]{1,32}$/.test(digits)) {
       throw new PbxError('REJECTED', 'Twilio <Play digits> plays only 0-9, * and # (no A-D).');
     }
-    const call = await this.fetchCall(providerCallId);
-    if (TWILIO_TERMINAL_CALL_STATUSES.has(call.status)) throw new PbxError('REJECTED', 'The call is over.');
-    let leg = call.sid;
-    if (call.direction === 'outbound-api' && !call.parent_call_sid) {
-      // A call placed through the API (our click-to-call): the customer is its connected <Dial> child.
-      const query = new URLSearchParams({ ParentCallSid: call.sid, Status: 'in-progress', PageSize: '20' });
-      const page = await this.request<{ calls?: TwilioCall[] } | undefined>(
-        'GET',
-        `/Calls.json?${query.toString()}`,
-        'list child calls',
-      );
-      const child = page?.calls?.find((c) => c.status === 'in-progress' && CALL_SID.test(c.sid));
-      if (!child)
-        throw new PbxError('REJECTED', 'The customer has not answered: there is no connected leg to send digits to.');
-      leg = child.sid;
-    } else if (call.status !== 'in-progress') {
-      throw new PbxError('REJECTED', 'The call is not connected yet.');
+    if (!call) throw new PbxError('REJECTED', 'Twilio DTMF needs the click-to-call it belongs to.');
+    const agentLeg = await this.fetchCall(providerCallId);
+    if (TWILIO_TERMINAL_CALL_STATUSES.has(agentLeg.status)) throw new PbxError('REJECTED', 'The call is over.');
+    const [customer] = await this.conferencePeers(call, providerCallId, ['in-progress']);
+    if (!customer) {
+      throw new PbxError('REJECTED', 'The customer is not in the conversation: there is no leg to send digits to.');
     }
     await this.request(
       'POST',
-      this.callPath(leg),
+      this.callPath(customer),
       'send DTMF',
-      new URLSearchParams({ Twiml: playDigitsTwiml(digits) }),
+      new URLSearchParams({ Twiml: playDigitsThenRejoinTwiml(digits, conferenceName(call.id)) }),
     );
   }
 
@@ -333,6 +406,8 @@ export class TwilioProvider extends PbxProvider {
     if (accounts.some((a) => a !== this.settings.accountSid)) {
       throw new PbxError('REJECTED', 'Twilio webhook for another account.');
     }
+    const window = freshnessWindow(this.env);
+    assertTwilioFresh(params, window);
     const markers = new Map<string, string>();
     for (const [k, v] of url.searchParams) if (k !== 'bodySHA256' && !markers.has(k)) markers.set(k, v);
     const query: Record<string, string> = Object.fromEntries(markers);
@@ -340,7 +415,7 @@ export class TwilioProvider extends PbxProvider {
       route: route as TwilioWebhookRoute,
       query,
       params,
-      receivedAt: new Date().toISOString(),
+      receivedAt: new Date(window.nowMs).toISOString(),
     };
     const { eventId, kind } = twilioEventId(payload);
     return { eventId, kind, payload };

@@ -41,6 +41,8 @@ const env: PbxEnvironment = {
   },
   httpTimeoutMs: 2000,
   allowHttp: false,
+  // The deliveries below are stamped from START on: judged a minute later (the injected clock).
+  now: () => START.getTime() + 60_000,
 };
 const provider = new TwilioDriver().connect(
   {
@@ -91,7 +93,10 @@ const lifecycle = (scenario: LifecycleOptions['scenario'], outcome: TwilioOutcom
     authToken: TOKEN,
     accountSid: ACCOUNT,
     parentUrl: scenario === 'click-to-call' ? `${BASE}/status?callId=${CALL_ID}&leg=agent` : `${BASE}/status`,
-    childUrl: scenario === 'click-to-call' ? `${BASE}/status?callId=${CALL_ID}&leg=customer` : `${BASE}/status`,
+    childUrl:
+      scenario === 'click-to-call'
+        ? `${BASE}/status?callId=${CALL_ID}&leg=customer&parentCallSid=${PARENT}`
+        : `${BASE}/status`,
     parentSid: PARENT,
     childSid: CHILD,
     agent,

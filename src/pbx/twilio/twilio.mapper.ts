@@ -28,19 +28,22 @@ import type { FormParams } from './twilio.signature.js';
  *   (MessageSid, MessageStatus, ErrorCode): https://www.twilio.com/docs/usage/webhooks/sms-webhooks and
  *   https://www.twilio.com/docs/sms/api/message-resource
  *
- * The call is the parent leg: providerCallId = ParentCallSid when present, else CallSid. Which leg
+ * The call is the parent leg: providerCallId = ParentCallSid when present, else our
+ * `parentCallSid` marker, else CallSid. Which leg
  * a callback is from decides what it means:
  *
  * - Click-to-call (we placed it; our URLs carry `leg=agent` / `leg=customer`): `originate` creates
- *   the agent's leg (Direction outbound-api, the parent) whose TwiML `<Dial>`s the customer (a child
- *   leg, outbound-dial). The agent leg `ringing` → `ringing` at the agent (AgentRef externalId =
+ *   the agent's leg and the customer's leg (both Direction outbound-api), which meet in a
+ *   `<Conference>` (twilio.driver.ts); the customer leg's URL carries `parentCallSid=<agent leg>`,
+ *   which is the call's providerCallId (older click-to-calls `<Dial>`ed the customer as a child leg
+ *   with ParentCallSid: read the same way). The agent leg `ringing` → `ringing` at the agent (AgentRef externalId =
  *   its To, i.e. the agent's number / `client:` / `sip:` identity we dialled); the agent picking up
  *   (`in-progress`) → `updated` (not answered: the customer is only being dialled now); the
  *   customer leg ringing → `ringing` with the customer's number; the customer leg `in-progress` →
  *   `answered` (the customer answered); the customer leg's busy / no-answer / failed / canceled →
  *   `updated` with that end reason (it does not end the call); the agent leg's terminal status →
- *   `ended`, which is the end of the call (Twilio hangs up the parent once its `<Dial>` is over, as
- *   our TwiML has nothing after it: https://www.twilio.com/docs/voice/twiml/dial#action).
+ *   `ended`, which is the end of the call (the agent's leaving ends the conference, and our TwiML has
+ *   nothing after its `<Dial>`: https://www.twilio.com/docs/voice/twiml/dial#action).
  * - A call we did not place (no marker): the parent is the customer's leg. Inbound (Direction
  *   inbound / trunking-originating): `ringing` → `ringing`; `in-progress` → `updated` only, as it
  *   means Twilio's TwiML picked up (an IVR), not a person; terminal → `ended`. An API call made by
@@ -136,6 +139,9 @@ export function twilioEventId(payload: TwilioWebhookPayload): { eventId: string;
   const parent = field(p, 'ParentCallSid');
   if (parent !== undefined && !CALL_SID.test(parent))
     throw rejected('Twilio call webhook with an invalid ParentCallSid.');
+  const marker = payload.query['parentCallSid'];
+  if (marker !== undefined && !CALL_SID.test(marker))
+    throw rejected('Twilio call webhook with an invalid parentCallSid marker.');
   const status = field(p, 'CallStatus');
   if (status) {
     const order = field(p, 'SequenceNumber') ?? field(p, 'Timestamp');
@@ -177,7 +183,8 @@ export function mapCallWebhook(payload: TwilioWebhookPayload): ProviderCallEvent
   const p = payload.params;
   const { eventId } = twilioEventId(payload);
   const callSid = field(p, 'CallSid')!;
-  const providerCallId = field(p, 'ParentCallSid') ?? callSid;
+  // Our conference click-to-call's customer leg is a call of its own: its URL names the agent's leg.
+  const providerCallId = field(p, 'ParentCallSid') ?? payload.query['parentCallSid'] ?? callSid;
   const status = field(p, 'CallStatus');
 
   if (!status) {

@@ -1,5 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { parse as parseLegacyQuery, stringify as stringifyLegacyQuery } from 'node:querystring';
+import { PbxError } from '../pbx-provider.js';
+import { assertFresh, type FreshnessWindow } from '../webhook-freshness.js';
 
 /**
  * Twilio's request signature (`X-Twilio-Signature`), as documented and as the official SDK checks it:
@@ -162,4 +164,30 @@ export function parseForm(body: string): FormParams {
   }
   // Own properties only (a field named `__proto__` stays a field, covered by the signature).
   return Object.fromEntries(fields);
+}
+
+/**
+ * Freshness of a verified Twilio request (webhook-freshness.ts). The signature covers the URL and
+ * every POST parameter but no time of its own, so a captured request would verify for ever. Call
+ * status callbacks carry `Timestamp`, "the timestamp when the event fired, given as UTC in RFC
+ * 2822 format" (e.g. `Sat, 21 Nov 2026 09:59:41 +0000`), with `CallbackSource=call-progress-events`
+ * and `SequenceNumber`, whenever StatusCallbackEvent is asked for, as our click-to-call does on the
+ * Call and on `<Number>` (https://www.twilio.com/docs/voice/api/call-resource#statuscallbackevent ,
+ * https://www.twilio.com/docs/voice/twiml/number#attributes-status-callback-event). Being a signed
+ * parameter it cannot be dropped or changed without breaking the signature, so when present it
+ * must be inside the window (STALE otherwise, and when it is not a date).
+ *
+ * Twilio's messaging webhooks (incoming SMS, message status: https://www.twilio.com/docs/messaging/guides/webhook-request)
+ * and recording status callbacks carry no time of the request; those are accepted on the
+ * signature alone and a replay is made harmless by the inbox's unique key (MessageSid +
+ * MessageStatus, CallSid + CallStatus + SequenceNumber, RecordingSid: twilio.mapper.ts
+ * twilioEventId), kept for ever (README "Replay protection").
+ */
+export function assertTwilioFresh(params: FormParams, window: FreshnessWindow): void {
+  const raw = params['Timestamp'];
+  if (raw === undefined) return;
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  const at = value === undefined ? NaN : Date.parse(value);
+  if (!Number.isFinite(at)) throw new PbxError('STALE', 'Twilio webhook: its Timestamp is not an RFC 2822 date');
+  assertFresh('Twilio', 'Timestamp', at, window);
 }

@@ -181,9 +181,12 @@ export class RotateApiKeyDto {
 }
 
 export class OwnerDto {
-  @ApiProperty() @IsEmail() @MaxLength(254) email!: string;
-  @ApiProperty({ minLength: MIN_PASSWORD }) @IsString() @Length(MIN_PASSWORD, MAX_PASSWORD) password!: string;
-  @ApiProperty() @IsString() @Length(1, 200) displayName!: string;
+  @ApiProperty({ example: 'owner@acme.example' }) @IsEmail() @MaxLength(254) email!: string;
+  @ApiProperty({ example: 'correct-horse-battery-staple', minLength: MIN_PASSWORD })
+  @IsString()
+  @Length(MIN_PASSWORD, MAX_PASSWORD)
+  password!: string;
+  @ApiProperty({ example: 'Olivia Owner' }) @IsString() @Length(1, 200) displayName!: string;
 }
 
 export class CreateAppDto {

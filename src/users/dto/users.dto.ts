@@ -25,7 +25,7 @@ export class CreateUserDto {
   @MaxLength(254)
   email!: string;
 
-  @ApiProperty({ minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD })
+  @ApiProperty({ example: 'correct-horse-battery-staple', minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD })
   @IsString()
   @Length(MIN_PASSWORD, MAX_PASSWORD)
   password!: string;
@@ -67,12 +67,12 @@ export class UpdateUserDto {
 
 export class UserDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
-  @ApiProperty({ format: 'uuid', nullable: true }) companyId!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) companyId!: string | null;
   @ApiProperty() email!: string;
   @ApiProperty() displayName!: string;
   @ApiProperty({ enum: [...ROLES, 'superadmin'] }) role!: string;
   @ApiProperty({ type: PreferencesDto }) preferences!: PreferencesDto;
-  @ApiProperty({ nullable: true }) lastLoginAt!: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) lastLoginAt!: Date | null;
   @ApiProperty() createdAt!: Date;
   @ApiProperty() updatedAt!: Date;
 }

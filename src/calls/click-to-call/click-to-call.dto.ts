@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Matches } from 'class-validator';
 import { IsE164 } from '../../common/phone.js';
-import { CALL_STATUSES, END_REASONS } from '../../calls/call-state.js';
-import { PBX_ERROR_CODES } from '../pbx-provider.js';
+import { CALL_STATUSES, END_REASONS } from '../call-state.js';
+import { PBX_ERROR_CODES } from '../../pbx/pbx-provider.js';
 
 export const DTMF_DIGITS = /^[0-9*#ABCD]{1,32}$/;
 
@@ -41,6 +41,39 @@ export class DtmfDto {
   @IsString()
   @Matches(DTMF_DIGITS, { message: 'digits must be 1 to 32 of 0-9, *, #, A, B, C, D' })
   digits!: string;
+}
+
+/**
+ * `POST /api/calls/initiate` of the NetSapiens click-to-call middleware (seed 000), deprecated:
+ * `phoneNumber` is our `to`; the rest as ClickToCallDto.
+ */
+export class InitiateCallAliasDto {
+  @ApiProperty({ example: '+15551230001', description: 'The customer, in E.164 (our `to`)' })
+  @IsE164()
+  phoneNumber!: string;
+
+  @ApiPropertyOptional({ example: '+15550001000', description: "Caller id, E.164 (else the connection's default)" })
+  @IsOptional()
+  @IsE164()
+  callerId?: string;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'As in click-to-call: required for managers and API keys' })
+  @IsOptional()
+  @IsUUID()
+  agentId?: string;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'As in click-to-call' })
+  @IsOptional()
+  @IsUUID()
+  connectionId?: string;
+}
+
+/** `POST /api/calls/dtmf/:callId` of seed 000, deprecated: `{ "digit": "5" }` (a string of digits works too). */
+export class DtmfAliasDto {
+  @ApiProperty({ example: '5', description: '1 to 32 of 0-9 * # A B C D (the seed sent one digit)' })
+  @IsString()
+  @Matches(DTMF_DIGITS, { message: 'digit must be 1 to 32 of 0-9, *, #, A, B, C, D' })
+  digit!: string;
 }
 
 export class ClickToCallAcceptedDto {

@@ -2,13 +2,17 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AgentsService } from '../../agents/agents.service.js';
 import { actorOf, roleAtLeast, type Tenant } from '../../common/access/principal.js';
-import { AppException, ValidationFailedException } from '../../common/errors/problem.js';
-import { ACTIVE_STATUSES } from '../../calls/call-state.js';
-import { CallsService } from '../../calls/calls.service.js';
-import { type LoadedConnection, PbxConnectionsService } from '../connections/pbx-connections.service.js';
-import { ProviderSetupService } from '../connections/provider-setup.service.js';
-import { viaPbx } from '../pbx-errors.js';
-import { PbxError, type PbxCapabilities } from '../pbx-provider.js';
+import { commonError, isAppException, validationFailed } from '../../common/errors/common.errors.js';
+import { callsError } from '../calls.errors.js';
+import { pbxError } from '../../pbx/pbx.errors.js';
+import { ACTIVE_STATUSES } from '../call-state.js';
+import { CallApplyService } from '../call-apply.service.js';
+import { CallQueriesService } from '../call-queries.service.js';
+import { type LoadedConnection, PbxConnectionsService } from '../../pbx/connections/pbx-connections.service.js';
+import { ProviderSetupService } from '../../pbx/connections/provider-setup.service.js';
+import { viaPbx } from '../../pbx/pbx-errors.js';
+import { PbxError, type PbxCapabilities } from '../../pbx/pbx-provider.js';
+import { PbxRegistry } from '../../pbx/pbx-registry.js';
 import type {
   CallCommandAcceptedDto,
   CallStatusDto,
@@ -26,9 +30,11 @@ import type {
 export class ClickToCallService {
   constructor(
     private readonly connections: PbxConnectionsService,
-    private readonly calls: CallsService,
+    private readonly callApply: CallApplyService,
+    private readonly callQueries: CallQueriesService,
     private readonly agents: AgentsService,
     private readonly setup: ProviderSetupService,
+    private readonly registry: PbxRegistry,
   ) {}
 
   async clickToCall(tenant: Tenant, dto: ClickToCallDto): Promise<ClickToCallAcceptedDto> {
@@ -37,17 +43,14 @@ export class ClickToCallService {
     this.requireCapability(chosen, 'originate');
     const connection = await viaPbx(chosen.provider, () => this.setup.fresh(chosen));
     const agent = await this.agents.identityAt(tenant.companyId, agentId, connection.provider);
-    if (!agent)
-      throw new ValidationFailedException([
-        { field: 'agentId', messages: ['agentId must be an agent of the company'] },
-      ]);
+    if (!agent) throw validationFailed([{ field: 'agentId', messages: ['agentId must be an agent of the company'] }]);
 
     const callId = randomUUID();
-    const client = this.connections.clientOf(connection);
+    const client = this.registry.client(connection, connection.version);
     const result = await viaPbx(connection.provider, () =>
       client.originate({ callId, to: dto.to, ...(dto.callerId ? { callerId: dto.callerId } : {}), agent }),
     );
-    const { call } = await this.calls.apply({
+    const { call } = await this.callApply.apply({
       companyId: tenant.companyId,
       provider: connection.provider,
       connectionId: connection.id,
@@ -72,7 +75,7 @@ export class ClickToCallService {
   }
 
   async status(tenant: Tenant, id: string): Promise<CallStatusDto> {
-    const call = await this.calls.findVisible(tenant, id);
+    const call = await this.callQueries.findVisible(tenant, id);
     const out: CallStatusDto = {
       callId: call.id,
       status: call.status,
@@ -83,10 +86,10 @@ export class ClickToCallService {
     };
     if (!ACTIVE_STATUSES.includes(call.status) || !call.connectionId) return out;
     const connection = await this.connections.load(tenant.companyId, call.connectionId).catch(() => null);
-    if (!connection || !this.connections.driverOf(connection).capabilities.status) return out;
+    if (!connection || !this.registry.driver(connection.provider).capabilities.status) return out;
     try {
       const ready = await this.setup.fresh(connection);
-      out.live = await this.connections.clientOf(ready).status(call.providerCallId);
+      out.live = await this.registry.client(ready, ready.version).status(call.providerCallId);
     } catch (error) {
       if (!(error instanceof PbxError)) throw error;
       out.liveError = error.code;
@@ -96,15 +99,17 @@ export class ClickToCallService {
 
   async hangup(tenant: Tenant, id: string): Promise<CallCommandAcceptedDto> {
     const { call, connection } = await this.controllable(tenant, id, 'hangup');
-    await viaPbx(connection.provider, () => this.connections.clientOf(connection).hangup(call.providerCallId));
+    await viaPbx(connection.provider, () =>
+      this.registry.client(connection, connection.version).hangup(call.providerCallId, { id: call.id }),
+    );
     return { callId: call.id, accepted: true };
   }
 
   async dtmf(tenant: Tenant, id: string, digits: string): Promise<CallCommandAcceptedDto> {
     const { call, connection } = await this.controllable(tenant, id, 'dtmf');
-    if (!call.answeredAt) throw new AppException('call-not-answered', 409, 'DTMF needs an answered call.');
+    if (!call.answeredAt) throw callsError('call-not-answered', 'DTMF needs an answered call.');
     await viaPbx(connection.provider, () =>
-      this.connections.clientOf(connection).sendDtmf(call.providerCallId, digits),
+      this.registry.client(connection, connection.version).sendDtmf(call.providerCallId, digits, { id: call.id }),
     );
     return { callId: call.id, accepted: true };
   }
@@ -114,17 +119,17 @@ export class ClickToCallService {
     tenant: Tenant,
     id: string,
     what: 'hangup' | 'dtmf',
-  ): Promise<{ call: Awaited<ReturnType<CallsService['findVisible']>>; connection: LoadedConnection }> {
-    const call = await this.calls.findVisible(tenant, id);
+  ): Promise<{ call: Awaited<ReturnType<CallQueriesService['findVisible']>>; connection: LoadedConnection }> {
+    const call = await this.callQueries.findVisible(tenant, id);
     if (!call.connectionId) {
-      throw new AppException('call-not-controllable', 409, 'This call was not made through a phone-system connection.');
+      throw callsError('call-not-controllable', 'This call was not made through a phone-system connection.');
     }
     if (!ACTIVE_STATUSES.includes(call.status)) {
-      throw new AppException('call-ended', 409, `The call has ended (${call.status}).`);
+      throw callsError('call-ended', `The call has ended (${call.status}).`);
     }
     const connection = await this.connections.load(tenant.companyId, call.connectionId).catch((error: unknown) => {
-      if (error instanceof AppException && error.status === 404) {
-        throw new AppException('call-not-controllable', 409, 'The connection of this call was removed.');
+      if (isAppException(error) && error.status === 404) {
+        throw callsError('call-not-controllable', 'The connection of this call was removed.');
       }
       throw error;
     });
@@ -132,12 +137,23 @@ export class ClickToCallService {
     return { call, connection: await viaPbx(connection.provider, () => this.setup.fresh(connection)) };
   }
 
-  /** Checked before any vendor request, from the driver's declaration. */
+  /**
+   * Checked before any vendor request, from the driver's declaration. DTMF that the vendor's API
+   * lacks altogether (Dialpad, NetSapiens: README "capability matrix") is 501
+   * `unsupported-by-provider` naming the vendor: nothing the caller can change makes it work.
+   */
   private requireCapability(connection: LoadedConnection, what: keyof Omit<PbxCapabilities, 'webhooks'>): void {
-    if (!this.connections.driverOf(connection).capabilities[what]) {
-      throw new AppException(
+    const driver = this.registry.driver(connection.provider);
+    if (what === 'dtmf' && !driver.capabilities.dtmf) {
+      throw callsError(
+        'unsupported-by-provider',
+        `${connection.provider} has no API operation to send DTMF into a call; capabilities.dtmf is false on this connection.`,
+        { provider: connection.provider, capability: 'dtmf' },
+      );
+    }
+    if (!driver.capabilities[what]) {
+      throw pbxError(
         'pbx-unsupported',
-        422,
         `The phone system (${connection.provider}) cannot ${what === 'dtmf' ? 'send DTMF' : what} through its API.`,
         { pbxError: 'UNSUPPORTED' },
       );
@@ -150,19 +166,15 @@ export class ClickToCallService {
     if (p.kind === 'user' && !roleAtLeast(p.role, 'manager')) {
       const own = await this.agents.forUser(tenant.companyId, p.userId);
       if (!own) {
-        throw new ValidationFailedException([
-          { field: 'agentId', messages: ['you have no agent profile to call from'] },
-        ]);
+        throw validationFailed([{ field: 'agentId', messages: ['you have no agent profile to call from'] }]);
       }
       if (requested && requested !== own.id) {
-        throw new AppException('forbidden', 403, 'An agent places calls from its own phone only.');
+        throw commonError('forbidden', 'An agent places calls from its own phone only.');
       }
       return own.id;
     }
     if (!requested) {
-      throw new ValidationFailedException([
-        { field: 'agentId', messages: ['agentId is required: whose phone rings first'] },
-      ]);
+      throw validationFailed([{ field: 'agentId', messages: ['agentId is required: whose phone rings first'] }]);
     }
     return requested;
   }
@@ -170,8 +182,8 @@ export class ClickToCallService {
   private async connectionFor(companyId: string, requested: string | undefined): Promise<LoadedConnection> {
     if (requested) {
       return this.connections.load(companyId, requested).catch((error: unknown) => {
-        if (error instanceof AppException && error.status === 404) {
-          throw new ValidationFailedException([
+        if (isAppException(error) && error.status === 404) {
+          throw validationFailed([
             { field: 'connectionId', messages: ['connectionId must be a connection of the company'] },
           ]);
         }
@@ -179,17 +191,13 @@ export class ClickToCallService {
       });
     }
     const usable = (await this.connections.loadAll(companyId)).filter(
-      (c) => this.connections.driverOf(c).capabilities.originate,
+      (c) => this.registry.driver(c.provider).capabilities.originate,
     );
     if (usable.length === 1) return usable[0]!;
     if (usable.length === 0) {
-      throw new AppException(
-        'no-pbx-connection',
-        409,
-        'The company has no phone-system connection that can place calls.',
-      );
+      throw callsError('no-pbx-connection', 'The company has no phone-system connection that can place calls.');
     }
-    throw new ValidationFailedException([
+    throw validationFailed([
       { field: 'connectionId', messages: ['connectionId is required: the company has several connections'] },
     ]);
   }

@@ -70,11 +70,14 @@ export class ClickToCallController {
   @Access.tenant('agent', 'calls:write')
   @ApiOperation({
     summary: 'Send DTMF digits on an answered call (an agent: its own calls)',
-    description: `digits: 1 to 32 of \`0-9*#ABCD\` (else 400). 409 when not answered or ended. ${PROVIDER_ERRORS}`,
+    description:
+      'digits: 1 to 32 of `0-9*#ABCD` (else 400). 409 when not answered or ended. 501 `unsupported-by-provider` ' +
+      'when the vendor has no DTMF operation at all (Dialpad, NetSapiens: `capabilities.dtmf` is false on the ' +
+      `connection). Twilio keeps the call up: the customer leg plays the digits and rejoins the conference. ${PROVIDER_ERRORS}`,
     operationId: 'sendCallDtmf',
   })
   @ApiAcceptedResponse({ type: CallCommandAcceptedDto })
-  @ApiProblems(400, 404, 409, 422, 502, 503)
+  @ApiProblems(400, 404, 409, 422, 501, 502, 503)
   dtmf(@CurrentTenant() tenant: Tenant, @Param('id', ParseUUIDPipe) id: string, @Body() dto: DtmfDto) {
     return this.c2c.dtmf(tenant, id, dto.digits);
   }
