@@ -80,14 +80,14 @@ describe('DialpadProvider commands against the fake', () => {
     expect(fake.requests[0]!.headers.authorization).toBe(`Bearer ${DIALPAD_FAKE_API_KEY}`);
   });
 
-  it('a wrong key is AUTH; oauth without a token is AUTH before any request', async () => {
+  it('a wrong key is AUTH; oauth without a token is NOT_CONFIGURED, before any request', async () => {
     expect((await failure(provider({ secrets: { apiKey: 'wrong-key-0123456789' } }).testCredentials())).code).toBe(
       'AUTH',
     );
     const oauth = provider({ settings: { environment: 'production', auth: 'oauth' } });
     const before = fake.requests.length;
     const error = await failure(oauth.testCredentials());
-    expect(error.code).toBe('AUTH');
+    expect(error.code).toBe('NOT_CONFIGURED');
     expect(error.message).toMatch(/not authorized yet/);
     expect(fake.requests.length).toBe(before);
   });
