@@ -132,8 +132,7 @@ runBench('crash-drain', 600_000, async ({ opened, step }) => {
     MARK_START,
     '## Crash drain: a 20,000-row inbox backlog after a restart (`npm run bench:drain`)',
     '',
-    `Run ${isoNow()}, ${note.text}. **Figures from a loaded machine** (2 cores shared with other work while this` +
-      ' was written); the lead re-runs it on an idle machine.',
+    `Run ${isoNow()}; before the run: ${note.text}${note.loaded ? ' — absolute figures inflated, compare with the same-run baseline' : ''}.`,
     ...machineLines(m),
     `- Database: ${db.where}`,
     '',

@@ -311,7 +311,12 @@ if (isMainThread) {
     const m = await machine(db.url);
     step(`database: ${db.where}`);
     await runMigrations(db.url);
-    const running = await startApp(db.url, { RATE_LIMIT_WEBHOOK_PER_MIN: '1000000' });
+    const running = await startApp(db.url, {
+      RATE_LIMIT_WEBHOOK_PER_MIN: '1000000',
+      // The inbox settings can be tried here without changing the defaults.
+      ...(process.env.WEBHOOK_PROCESS_BATCH ? { WEBHOOK_PROCESS_BATCH: process.env.WEBHOOK_PROCESS_BATCH } : {}),
+      ...(process.env.WEBHOOK_PROCESS_WORKERS ? { WEBHOOK_PROCESS_WORKERS: process.env.WEBHOOK_PROCESS_WORKERS } : {}),
+    });
     const closeApp = opened(() => running.close());
     const conn = await createTwilioConnection(running);
     const workers = running.config.WEBHOOK_PROCESS_WORKERS;
@@ -363,8 +368,7 @@ if (isMainThread) {
       MARK_START,
       '## Webhook pipeline: ingest + processing + socket.io at 1,000 events/s (`npm run bench:pipeline`)',
       '',
-      `Run ${isoNow()}, ${note.text}. **Figures from a loaded machine** (2 cores shared with other work while this` +
-        ' was written); the lead re-runs it on an idle machine.',
+      `Run ${isoNow()}; before the run: ${note.text}${note.loaded ? ' — absolute figures inflated, compare with the same-run baseline' : ''}.`,
       ...machineLines(m),
       `- Database: ${db.where}`,
       '',
