@@ -937,7 +937,7 @@ async function measure(env: Env, target: Target, mode: 'open' | 'closed', plan: 
   const statsClient = new pg.Client({ connectionString: env.db });
   await statsClient.connect();
   const checkpointsBefore = await checkpoints(statsClient);
-  if (processingOff) env.processor.pause();
+  if (processingOff) await env.processor.pause();
   const job =
     mode === 'open'
       ? env.client.run<OpenJob>({

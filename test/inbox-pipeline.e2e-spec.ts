@@ -374,7 +374,7 @@ describe('inbox pipeline: batch apply, claim in the applying transaction, per-ca
       const events = await eventTypesByCall(sids);
       for (const sid of sids) expect({ sid, events: events.get(sid) }).toEqual({ sid, events: lifecycle });
     } finally {
-      t2.app.get(WebhookInboxProcessorService).pause();
+      await t2.app.get(WebhookInboxProcessorService).pause();
       await t2.close();
     }
   });

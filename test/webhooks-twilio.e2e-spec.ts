@@ -1146,7 +1146,7 @@ describe('Twilio: webhooks and click-to-call', () => {
   describe('processing after the commit', () => {
     it('a crash between commit and processing: the row stays pending; a restarted instance finishes it', async () => {
       // This instance stops claiming: it stands for one that crashed after the commit.
-      t.app.get(WebhookInboxProcessorService).pause();
+      await t.app.get(WebhookInboxProcessorService).pause();
       const sid = newCallSid();
       const d = statusCallback({ callSid: sid, status: 'ringing' });
       const res = await h.post(d);
@@ -1184,7 +1184,7 @@ describe('Twilio: webhooks and click-to-call', () => {
 
     it('a processing failure is recorded with a backoff, and the next attempt applies it', async () => {
       const inbox = t.app.get(WebhookInboxProcessorService);
-      inbox.pause();
+      await inbox.pause();
       const sid = newCallSid();
       const d = statusCallback({ callSid: sid, status: 'ringing' });
       expect((await h.post(d)).status).toBe(200);

@@ -65,7 +65,8 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
   private readonly runtimeWrites = new Map<string, Promise<void>>();
   private lockClient: pg.Client | null = null;
   /** The last unlock queued on the lock session (see release). */
-  private unlocks: Promise<void> = Promise.resolve();
+  /** The lock session's queries, one after another (pg runs one query at a time per client). */
+  private lockQueries: Promise<unknown> = Promise.resolve();
   /** The lock session was lost while holding connections: their locks are to be taken again. */
   private relock = false;
   private timer: NodeJS.Timeout | undefined;
@@ -270,14 +271,12 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     }
     for (const id of wanted.keys()) {
       if (this.stopped || this.sessions.has(id)) continue;
-      const [got] = (await client.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, id]))
-        .rows as { ok: boolean }[];
-      if (!got?.ok) continue;
+      if (!(await this.tryLock(client, id))) continue;
       try {
         await this.hold(id);
       } catch (error) {
         this.logger.warn({ err: error, connectionId: id }, 'could not hold the AMI connection');
-        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id]).catch(() => undefined);
+        await this.onLockSession(client, 'SELECT pg_advisory_unlock($1, hashtext($2))', id).catch(() => undefined);
       }
     }
     if (this.sessions.size > 0) {
@@ -344,18 +343,11 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
         )
         .catch(() => undefined),
     );
-    // Several connections are released at once when the instance stops: their unlocks share one
-    // session, so they go one after another (pg refuses to run two queries at once on a client).
+    // Several connections are released at once when the instance stops: their unlocks share the
+    // lock session with the reconcile's lock attempts, so they queue (see onLockSession).
     const client = this.lockClient;
     if (client) {
-      const unlock = this.unlocks.then(() =>
-        client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, id]).then(
-          () => undefined,
-          () => undefined,
-        ),
-      );
-      this.unlocks = unlock;
-      await unlock;
+      await this.onLockSession(client, 'SELECT pg_advisory_unlock($1, hashtext($2))', id).catch(() => undefined);
     }
     this.logger.log({ connectionId: id, why }, 'released the AMI connection');
   }
@@ -424,9 +416,8 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
     if (this.relock) {
       try {
         for (const id of [...this.sessions.keys()]) {
-          const [got] = (await client.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, id]))
-            .rows as { ok: boolean }[];
-          if (!got?.ok) await this.release(id, 'taken by another instance while our lock session was lost');
+          if (!(await this.tryLock(client, id)))
+            await this.release(id, 'taken by another instance while our lock session was lost');
         }
         this.relock = false;
         this.logger.log({ held: this.sessions.size }, 'advisory-lock session back: AMI connections locked again');
@@ -437,5 +428,23 @@ export class AsteriskSupervisor implements OnApplicationBootstrap, BeforeApplica
       }
     }
     return client;
+  }
+
+  private async tryLock(client: pg.Client, id: string): Promise<boolean> {
+    const { rows } = await this.onLockSession(client, 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', id);
+    return (rows[0] as { ok?: boolean } | undefined)?.ok === true;
+  }
+
+  /**
+   * Runs one query on the lock session after those queued before it: reconcile, release and the
+   * relock after a lost session all use it, and pg deprecates a second query on a busy client.
+   */
+  private onLockSession(client: pg.Client, sql: string, id: string): Promise<pg.QueryResult> {
+    const run = this.lockQueries.then(
+      () => client.query(sql, [LOCK_CLASS, id]),
+      () => client.query(sql, [LOCK_CLASS, id]),
+    );
+    this.lockQueries = run.catch(() => undefined);
+    return run;
   }
 }

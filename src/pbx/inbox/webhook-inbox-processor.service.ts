@@ -66,6 +66,8 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
   private readonly logger = new Logger(WebhookInboxProcessorService.name);
   private readonly workers = new Set<Promise<void>>();
   private wakers: (() => void)[] = [];
+  /** The workers' batches in progress (what `pause` waits for). */
+  private readonly batches = new Set<Promise<number>>();
   private stopping = false;
   private paused: boolean;
   private lastNotify = 0;
@@ -104,9 +106,13 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
     await Promise.allSettled([...this.workers]);
   }
 
-  /** Stops claiming (the batches in flight finish); rows accumulate until `resume`. */
-  pause(): void {
+  /**
+   * Stops claiming; rows accumulate until `resume`. Resolves once the batches the workers had
+   * begun are over: a batch begun before the pause may still claim rows committed after it.
+   */
+  async pause(): Promise<void> {
     this.paused = true;
+    await Promise.allSettled([...this.batches]);
   }
 
   resume(): void {
@@ -165,7 +171,9 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
       }
       let claimed: number;
       try {
-        claimed = await this.processBatch();
+        const batch = this.processBatch();
+        this.batches.add(batch);
+        claimed = await batch.finally(() => this.batches.delete(batch));
         failures = 0;
       } catch (error) {
         // The database is unreachable or refused even the one-by-one retries: wait and look again.
