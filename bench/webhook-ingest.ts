@@ -19,7 +19,6 @@ import {
   cpuSample,
   type CpuShares,
   cpuShares,
-  createCompany,
   isoNow,
   loadNote,
   type Machine,
@@ -36,6 +35,7 @@ import {
   stats,
   writeSection,
 } from './support/harness.js';
+import { ACCOUNT_SID, AUTH_TOKEN, createTwilioConnection } from './support/inbox-rows.js';
 
 /**
  * Webhook ingestion: `POST /webhooks/twilio/:connectionId/status` of the real application
@@ -77,8 +77,6 @@ const PROCESSING_ALONE_MS = 30_000;
 const HARD_LIMIT_MS = 240_000;
 /** Other processes' CPU (per cent of one core, mean over the measured windows) from which the section warns. */
 const SHARED_CPU_WARNING = 20;
-const AUTH_TOKEN = 'bench-twilio-auth-token-0123456789abcdef';
-const ACCOUNT_SID = 'AC' + '0123456789abcdef'.repeat(2);
 const BARE_PREFIX = '/__bench/webhook-bare';
 const SCRATCH_TABLE = 'bench_webhook_scratch';
 
@@ -1171,23 +1169,6 @@ function pooled(runs: Run[]): Pooled {
 // ---------------------------------------------------------------------------------------------
 // Setup
 
-async function createTwilioConnection(running: RunningApp): Promise<{ companyId: string; connectionId: string }> {
-  const company = await createCompany(running.port, 'Bench webhooks');
-  const res = await fetch(`http://127.0.0.1:${running.port}/api/v1/pbx-connections`, {
-    method: 'POST',
-    headers: { 'x-api-key': company.apiKey, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      provider: 'twilio',
-      name: 'Bench Twilio',
-      settings: { accountSid: ACCOUNT_SID },
-      secrets: { authToken: AUTH_TOKEN },
-    }),
-  });
-  if (res.status !== 201) throw new Error(`POST /api/v1/pbx-connections: ${res.status} ${await res.text()}`);
-  const created = (await res.json()) as { id: string };
-  return { companyId: company.id, connectionId: created.id };
-}
-
 /** The real route refuses a bad signature (401, nothing stored) and takes a good one; the bare route answers. */
 async function checkRoutes(running: RunningApp, cfg: ClientConfig): Promise<void> {
   const base = `http://127.0.0.1:${running.port}`;
@@ -1576,7 +1557,7 @@ async function main(ctx: BenchContext): Promise<void> {
   ctx.opened(() => running.close());
   const dataSource = running.app.get(DataSource);
   bare.writer = new BareBatchWriter(dataSource);
-  const { companyId, connectionId } = await createTwilioConnection(running);
+  const { companyId, id: connectionId } = await createTwilioConnection(running);
   bare.companyId = companyId;
   const cfg: ClientConfig = {
     port: running.port,

@@ -15,7 +15,7 @@ import { createTestDatabase, query, type TestDatabase } from './support/database
 import { json } from './support/http.js';
 import { connect, sleep } from './support/sockets.js';
 import { call, createCompany, type TestCompany, unique } from './support/tenant.js';
-import { TEST_INTERNAL_SECRET, TEST_PBX_SECRETS_KEY, TEST_PUBLIC_BASE_URL, type TestApp } from './support/test-app.js';
+import { TEST_ENV, TEST_PUBLIC_BASE_URL, type TestApp } from './support/test-app.js';
 
 /**
  * A graceful stop, on the real built server (`node dist/src/main.js`, what `npm start` runs) in a
@@ -100,18 +100,10 @@ class ServerProcess {
 }
 
 const baseEnv = (extra: Record<string, string>): Record<string, string> => ({
-  NODE_ENV: 'test',
+  ...TEST_ENV,
   HOST: '127.0.0.1',
   PORT: '0',
   LOG_LEVEL: 'info',
-  JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
-  PBX_SECRETS_KEY: TEST_PBX_SECRETS_KEY,
-  PUBLIC_BASE_URL: TEST_PUBLIC_BASE_URL,
-  PBX_ALLOW_HTTP: 'true',
-  INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
-  PASSWORD_HASH_COST: '10',
-  RATE_LIMIT_LOGIN_PER_MIN: '100000',
-  RATE_LIMIT_TENANT_PER_MIN: '100000',
   RATE_LIMIT_WEBHOOK_PER_MIN: '1000000',
   SHUTDOWN_GRACE_MS: '10000',
   SHUTDOWN_TIMEOUT_MS: '30000',

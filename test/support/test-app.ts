@@ -32,6 +32,21 @@ export interface TestAppOptions {
   databaseUrl?: string;
 }
 
+/** The environment every test server gets (the in-process app and the spawned server alike). */
+export const TEST_ENV: Readonly<Record<string, string>> = {
+  NODE_ENV: 'test',
+  JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
+  PBX_SECRETS_KEY: TEST_PBX_SECRETS_KEY,
+  PUBLIC_BASE_URL: TEST_PUBLIC_BASE_URL,
+  PBX_ALLOW_HTTP: 'true',
+  INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
+  PASSWORD_HASH_COST: '10',
+  // Tests sign in and call far more often than a person; the tests of limits set their own.
+  RATE_LIMIT_LOGIN_PER_MIN: '100000',
+  RATE_LIMIT_TENANT_PER_MIN: '100000',
+  RATE_LIMIT_OPERATOR_PER_MIN: '100000',
+};
+
 /**
  * Boots the real application (the same `createApp` as `npm start`) on Fastify, listening on
  * 127.0.0.1 on a free port, against a fresh migrated database of its own.
@@ -42,19 +57,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     : await createTestDatabase(expect.getState().testPath?.split('/').pop()?.split('.')[0] ?? 'e2e');
   await runMigrations(db.url);
   const loaded = loadConfig({
-    NODE_ENV: 'test',
+    ...TEST_ENV,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
     JOBS_ENABLED: 'false',
-    JWT_SECRET: 'test-jwt-secret-of-at-least-32-characters!',
-    PBX_SECRETS_KEY: TEST_PBX_SECRETS_KEY,
-    PUBLIC_BASE_URL: TEST_PUBLIC_BASE_URL,
-    PBX_ALLOW_HTTP: 'true',
-    INTERNAL_API_SECRET: TEST_INTERNAL_SECRET,
-    PASSWORD_HASH_COST: '10',
-    // Tests sign in and call far more often than a person; the tests of limits set their own.
-    RATE_LIMIT_LOGIN_PER_MIN: '100000',
-    RATE_LIMIT_TENANT_PER_MIN: '100000',
-    RATE_LIMIT_OPERATOR_PER_MIN: '100000',
     ...options.env,
   });
   const config: ResolvedConfig = settleConfig(loaded, {

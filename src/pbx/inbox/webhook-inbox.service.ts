@@ -69,9 +69,10 @@ export class WebhookInboxService {
       await this.rateLimits.hit(`webhook:${connection.id}`, this.config.RATE_LIMIT_WEBHOOK_PER_MIN),
       'this connection',
     );
+    const client = this.registry.client(connection, connection.version);
     let verified: VerifiedWebhook;
     try {
-      verified = await this.registry.client(connection, connection.version).verifyWebhook({ ...request, route });
+      verified = await client.verifyWebhook({ ...request, route });
     } catch (error) {
       if (!(error instanceof PbxError)) throw error;
       if (error.code === 'AUTH') {
@@ -91,15 +92,14 @@ export class WebhookInboxService {
       throw pbxError('malformed-webhook', `The webhook cannot be stored: a NUL character at ${nulAt || 'its root'}.`);
     }
     const payloadJson = JSON.stringify(verified.payload ?? null);
-    // Mapped once, here: processing reads these records and never runs the mapper again. The
-    // mapper reads the payload as stored (JSON), as processing did. A payload the mapper refuses
-    // is stored without records (and fails at processing, as it did before).
+    // Mapped once, here: processing reads these records and never runs the mapper again. A
+    // verified payload is plain JSON data already (parsed form or JSON bodies, decoded JWT claims),
+    // so the mapper reads it as it is stored. A payload the mapper refuses is stored without
+    // records (and fails at processing, as it did before).
     let records: WebhookRecords | null = verified.records ?? null;
     if (!records) {
       try {
-        records = this.registry
-          .client(connection, connection.version)
-          .parseWebhook({ ...verified, payload: JSON.parse(payloadJson) as unknown });
+        records = client.parseWebhook(verified);
       } catch (error) {
         this.logger.warn({ connectionId, provider, err: error }, 'webhook stored unmapped: the mapper refused it');
       }
