@@ -8,8 +8,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { runMigrations } from '../src/database/migrator.js';
-import { WebhookInboxProcessorService } from '../src/pbx/inbox/webhook-inbox-processor.service.js';
-import { WebhookInboxService } from '../src/pbx/inbox/webhook-inbox.service.js';
+import { WebhookInboxProcessorService } from '../src/webhooks/inbox/webhook-inbox-processor.service.js';
+import { WebhookInboxService } from '../src/webhooks/inbox/webhook-inbox.service.js';
 import { twilioSignature } from '../src/pbx/twilio/twilio.signature.js';
 import {
   adminQuery,
@@ -509,7 +509,7 @@ interface BareRow {
 }
 
 /**
- * The group commit of src/pbx/inbox/inbox-writer.ts (same constants, same multi-row
+ * The group commit of src/webhooks/inbox/inbox-writer.ts (same constants, same multi-row
  * `INSERT … ON CONFLICT DO NOTHING RETURNING`, each caller answered once its row is committed),
  * into the scratch table: what the bare route writes with, so that the baseline batches exactly
  * as the application does. Kept in step with InboxWriter by hand (it writes to webhook_inbox only).

@@ -17,6 +17,7 @@ import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { PbxModule } from './pbx/pbx.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 
 export interface AppModuleOptions {
   config: ResolvedConfig;
@@ -49,6 +50,7 @@ export class AppModule {
         MessagesModule,
         PbxModule,
         ClickToCallModule,
+        WebhooksModule,
         HealthModule,
         ...imports,
       ],

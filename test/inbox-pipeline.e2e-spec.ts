@@ -4,8 +4,8 @@ import { CallApplyService } from '../src/calls/call-apply.service.js';
 import type { CallEvent } from '../src/calls/call-event.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
 import { EventsService } from '../src/events/events.service.js';
-import { inboxPartition } from '../src/pbx/inbox/inbox-records.js';
-import { WebhookInboxProcessorService } from '../src/pbx/inbox/webhook-inbox-processor.service.js';
+import { inboxPartition } from '../src/webhooks/inbox/inbox-records.js';
+import { WebhookInboxProcessorService } from '../src/webhooks/inbox/webhook-inbox-processor.service.js';
 import {
   newCallSid,
   startTwilioFake,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { InboxWriter } from '../src/pbx/inbox/inbox-writer.js';
+import { InboxWriter } from '../src/webhooks/inbox/inbox-writer.js';
 import { json } from './support/http.js';
 import { call, createCompany, type TestCompany } from './support/tenant.js';
 import { startTestApp, type TestApp } from './support/test-app.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { InboxItemDto } from '../src/pbx/inbox/webhook-inbox.dto.js';
+import type { InboxItemDto } from '../src/webhooks/inbox/webhook-inbox.dto.js';
 import { DataSource } from 'typeorm';
 import { SecretBox } from '../src/common/crypto/secret-box.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';

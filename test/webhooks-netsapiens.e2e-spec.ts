@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '../src/events/event-envelope.js';
-import type { InboxItemDto } from '../src/pbx/inbox/webhook-inbox.dto.js';
+import type { InboxItemDto } from '../src/webhooks/inbox/webhook-inbox.dto.js';
 import type { CallDetail } from '../src/calls/call-view.js';
 import {
   callbackRow,

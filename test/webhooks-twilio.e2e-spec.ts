@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CallDetail } from '../src/calls/call-view.js';
 import type { EventEnvelope } from '../src/events/event-envelope.js';
-import { WebhookInboxProcessorService } from '../src/pbx/inbox/webhook-inbox-processor.service.js';
+import { WebhookInboxProcessorService } from '../src/webhooks/inbox/webhook-inbox-processor.service.js';
 import {
   emitCallLifecycle,
   newCallSid,

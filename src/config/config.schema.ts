@@ -83,6 +83,34 @@ const trustProxy = z
       .filter(Boolean);
   });
 
+/** A duration: a whole number of ms, or with a unit (`500ms`, `5s`, `5m`, `2h`, `1d`). */
+const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A comma list of durations (ms), e.g. a retry schedule; at least one. */
+const durations = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      const items = (v === undefined || v === '' ? fallback : v).split(',').map((s) => s.trim().toLowerCase());
+      const out: number[] = [];
+      for (const item of items) {
+        const m = DURATION.exec(item);
+        if (!m) {
+          ctx.addIssue({ code: 'custom', message: 'must be a comma list of durations such as 0,5s,5m,2h' });
+          return z.NEVER;
+        }
+        out.push(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
+      }
+      if (out.length > 50) {
+        ctx.addIssue({ code: 'custom', message: 'must have at most 50 entries' });
+        return z.NEVER;
+      }
+      return out;
+    });
+
 const secret = (min: number) =>
   z
     .string()
@@ -199,6 +227,45 @@ export const configSchema = z.object({
   WEBHOOK_MAX_AGE_MS: int(300_000, 10_000, 86_400_000),
   /** Clock difference tolerated with the providers, both ways, on top of WEBHOOK_MAX_AGE_MS. */
   WEBHOOK_CLOCK_LEEWAY_MS: int(30_000, 0, 600_000),
+
+  // Outbound webhooks (src/webhooks/endpoints, src/webhooks/deliveries) and the generic incoming webhook
+  /** Whether this instance sends outbound webhook deliveries (off: they wait, durable, for an instance that does). */
+  WEBHOOK_DELIVERY_ENABLED: bool(true),
+  /** A delivery succeeds on a 2xx answered (headers and body) within this time. */
+  WEBHOOK_DELIVERY_TIMEOUT_MS: int(10_000, 100, 120_000),
+  /**
+   * Delay before each attempt of a delivery (the first is normally 0); after the last one the
+   * delivery is failed. Each delay gets ± WEBHOOK_RETRY_JITTER_PCT % of jitter.
+   */
+  WEBHOOK_RETRY_SCHEDULE: durations('0,5s,5m,30m,2h,5h,10h,10h'),
+  WEBHOOK_RETRY_JITTER_PCT: int(20, 0, 100),
+  /** An endpoint whose deliveries have failed without a success for this long is disabled. */
+  WEBHOOK_ENDPOINT_DISABLE_AFTER_MS: int(432_000_000, 1_000, 31_536_000_000),
+  /** Outbound webhook endpoints per company at most. */
+  WEBHOOK_ENDPOINTS_PER_COMPANY: int(20, 1, 1_000),
+  /** Deliveries in flight to one endpoint at once, per instance (a slow endpoint holds no more). */
+  WEBHOOK_ENDPOINT_CONCURRENCY: int(8, 1, 256),
+  /** Deliveries in flight at once, per instance. */
+  WEBHOOK_DELIVERY_CONCURRENCY: int(256, 1, 4_096),
+  /** After a secret is rotated the old one stays valid this long (both signatures are sent / accepted). */
+  WEBHOOK_SECRET_OVERLAP_MS: int(86_400_000, 0, 2_592_000_000),
+  /**
+   * Addresses (CIDRs, comma list: `127.0.0.1/32,10.1.0.0/16,::1/128`) that outbound webhooks may
+   * target although the SSRF guard refuses private, loopback, link-local, CGNAT, multicast and
+   * metadata addresses; only these may be plain http. Empty: public https targets only.
+   */
+  WEBHOOK_ALLOWED_TARGETS: list,
+  /**
+   * Fixed answers for host names of outbound webhook targets (`host=address`, comma list), used
+   * before DNS: split-horizon setups, and tests (which never query DNS).
+   */
+  WEBHOOK_DNS_OVERRIDES: list,
+  /** Never query DNS for outbound webhook targets: only WEBHOOK_DNS_OVERRIDES, `localhost` and IP literals resolve. */
+  WEBHOOK_DNS_OFFLINE: bool(false),
+  /** Events one replay request may re-send at most. */
+  WEBHOOK_REPLAY_MAX_EVENTS: int(10_000, 1, 1_000_000),
+  /** Delivery log rows (deliveries and their attempts) are kept this long. */
+  WEBHOOK_DELIVERY_RETENTION_DAYS: int(30, 1, 3_650),
 
   // Asterisk / FreePBX over AMI
   /** Whether this instance holds AMI connections (false: it never takes one). */

@@ -7,8 +7,13 @@ export const EVENT_TYPES = [
   'call.analysis',
   'voicemail.received',
   'message.received',
+  'ivr.step',
   'agent.status',
+  'queue.offer',
   'queue.updated',
+  'kpi.updated',
+  'webhook.endpoint.disabled',
+  'webhook.test',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -13,7 +13,7 @@ import { Access } from '../common/access/access.decorators.js';
 import { RedisService } from '../common/redis/redis.module.js';
 import { ApiProblems } from '../common/swagger/api-problems.js';
 import { AsteriskSupervisor } from '../pbx/asterisk/asterisk-supervisor.service.js';
-import { WebhookInboxProcessorService } from '../pbx/inbox/webhook-inbox-processor.service.js';
+import { WebhookInboxProcessorService } from '../webhooks/inbox/webhook-inbox-processor.service.js';
 import { healthError } from './health.errors.js';
 import { LifecycleService } from './lifecycle.service.js';
 import { MetricsService } from './metrics.service.js';

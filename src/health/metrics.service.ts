@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { WebhookInboxProcessorService } from '../pbx/inbox/webhook-inbox-processor.service.js';
+import { WebhookInboxProcessorService } from '../webhooks/inbox/webhook-inbox-processor.service.js';
 
 interface PgPool {
   totalCount: number;

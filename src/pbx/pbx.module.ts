@@ -17,10 +17,6 @@ import { PbxConnectionsController } from './connections/pbx-connections.controll
 import { PbxConnectionsService } from './connections/pbx-connections.service.js';
 import { ProviderSetupController } from './connections/provider-setup.controller.js';
 import { ProviderSetupService } from './connections/provider-setup.service.js';
-import { WebhookInboxEntity } from './inbox/webhook-inbox.entity.js';
-import { WebhookInboxService } from './inbox/webhook-inbox.service.js';
-import { WebhookInboxProcessorService } from './inbox/webhook-inbox-processor.service.js';
-import { WebhooksController } from './inbox/webhooks.controller.js';
 import type { PbxDriver } from './pbx-provider.js';
 import { PbxRegistry } from './pbx-registry.js';
 import { SecretBox } from '../common/crypto/secret-box.js';
@@ -36,14 +32,14 @@ export const DRIVERS: PbxDriver[] = createDrivers();
 
 @Module({
   imports: [
-    TypeOrmModule.forFeature([PbxConnectionEntity, WebhookInboxEntity, OAuthStateEntity]),
+    TypeOrmModule.forFeature([PbxConnectionEntity, OAuthStateEntity]),
     AgentsModule,
     AuditModule,
     CallsModule,
     MessagesModule,
     RateLimitModule,
   ],
-  controllers: [PbxConnectionsController, ProviderSetupController, WebhooksController],
+  controllers: [PbxConnectionsController, ProviderSetupController],
   providers: [
     // One set per application (tests run several apps in one process). The Asterisk driver finds
     // this application's supervisor when a command runs: the supervisor needs the registry (through
@@ -70,9 +66,7 @@ export const DRIVERS: PbxDriver[] = createDrivers();
     },
     PbxConnectionsService,
     ProviderSetupService,
-    WebhookInboxService,
-    WebhookInboxProcessorService,
   ],
-  exports: [PbxConnectionsService, PbxRegistry, ProviderSetupService, AsteriskSupervisor, WebhookInboxProcessorService],
+  exports: [PbxConnectionsService, PbxRegistry, ProviderSetupService, AsteriskSupervisor],
 })
 export class PbxModule {}

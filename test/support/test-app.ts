@@ -45,6 +45,8 @@ export const TEST_ENV: Readonly<Record<string, string>> = {
   RATE_LIMIT_LOGIN_PER_MIN: '100000',
   RATE_LIMIT_TENANT_PER_MIN: '100000',
   RATE_LIMIT_OPERATOR_PER_MIN: '100000',
+  // Tests talk to 127.0.0.0/8 and ::1 only: outbound webhook targets never go to DNS.
+  WEBHOOK_DNS_OFFLINE: 'true',
 };
 
 /**

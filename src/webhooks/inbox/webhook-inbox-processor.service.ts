@@ -16,9 +16,9 @@ import { NotificationsService } from '../../database/notifications.service.js';
 import type { EventEnvelope } from '../../events/event-envelope.js';
 import { EventsService } from '../../events/events.service.js';
 import { MessagesService } from '../../messages/messages.service.js';
-import { PbxConnectionsService } from '../connections/pbx-connections.service.js';
-import { PbxRegistry } from '../pbx-registry.js';
-import type { WebhookRecords } from '../pbx-provider.js';
+import { PbxConnectionsService } from '../../pbx/connections/pbx-connections.service.js';
+import { PbxRegistry } from '../../pbx/pbx-registry.js';
+import type { WebhookRecords } from '../../pbx/pbx-provider.js';
 import { INBOX_PARTITIONS, recordsFromJson } from './inbox-records.js';
 
 /** The first key of the inbox partitions' advisory locks (the second is the partition). */

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Access, CurrentTenant } from '../../common/access/access.decorators.js';
 import type { Tenant } from '../../common/access/principal.js';
 import { ApiProblems } from '../../common/swagger/api-problems.js';
-import { PbxRegistry } from '../pbx-registry.js';
+import { PbxRegistry } from '../../pbx/pbx-registry.js';
 import { InboxPageDto, ListInboxQuery, WebhookAckDto } from './webhook-inbox.dto.js';
 import { WebhookInboxService } from './webhook-inbox.service.js';
 

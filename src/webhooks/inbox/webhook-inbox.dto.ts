@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsUUID } from 'class-validator';
 import { CursorPageQuery } from '../../common/pagination.js';
-import { PBX_PROVIDERS, type PbxProviderName } from '../pbx-provider.js';
+import { PBX_PROVIDERS, type PbxProviderName } from '../../pbx/pbx-provider.js';
 import { INBOX_STATUSES, type InboxStatus } from './webhook-inbox.entity.js';
 
 export class ListInboxQuery extends CursorPageQuery {

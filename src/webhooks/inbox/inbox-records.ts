@@ -1,4 +1,4 @@
-import type { WebhookRecords } from '../pbx-provider.js';
+import type { WebhookRecords } from '../../pbx/pbx-provider.js';
 
 /**
  * Partitions of the inbox: a row's partition is a hash of the call it is about, set at ingest.

@@ -1,4 +1,4 @@
-import type { WebhookRecords } from '../pbx-provider.js';
+import type { WebhookRecords } from '../../pbx/pbx-provider.js';
 import { INBOX_PARTITIONS, inboxCallKey, inboxPartition, recordsFromJson, recordsToJson } from './inbox-records.js';
 
 const CONN = '9d46dfe0-849f-4fe6-ab3a-6093ca2a8eb1';
