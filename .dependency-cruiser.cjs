@@ -31,6 +31,14 @@ module.exports = {
       to: { path: '^src/([^/]+)/.+\\.(repository|entity)\\.ts$', pathNot: '^src/$1/' },
     },
     {
+      name: 'pbx-behind-its-port',
+      severity: 'error',
+      comment:
+        'Vendors keep only verification and mapping (src/pbx/<vendor>/); the inbox, its processing and outbound webhooks live in src/webhooks/, which calls the PBX port, never the other way.',
+      from: { path: '^src/pbx/' },
+      to: { path: '^src/webhooks/' },
+    },
+    {
       name: 'vendor-sdks-only-in-providers',
       severity: 'error',
       comment: 'Vendor SDKs are used only by the drivers under src/pbx/ and src/crm/.',

@@ -33,6 +33,8 @@ interface Resource {
   id: string;
   /** The path parameters naming it, in order, when not just [id]. */
   params?: string[];
+  /** The parameters for a route with more of them than the resource's own (a sub-resource), by count. */
+  paramsByCount?: Record<number, string[]>;
   /** Path parameters of a resource that does not exist, in the same form (default: a random UUID). */
   missingParams?: string[];
   /** Values only company B has (ids, e-mails, names, keys): none may reach company A. */
@@ -142,6 +144,14 @@ describe('tenant isolation', () => {
     'POST /api/v1/calls/click-to-call': () => ({ to: '+15551230009', agentId: aAgentId, connectionId: aTwilioId }),
     'POST /api/calls/initiate': () => ({ phoneNumber: '+15551230009', agentId: aAgentId, connectionId: aTwilioId }),
     'POST /api/calls/dtmf/{callId}': () => ({ digit: '1' }),
+    // Created disabled, at a public address that is never reached.
+    'POST /api/v1/webhook-endpoints': () => ({
+      url: 'https://93.184.216.34/a-hook',
+      eventTypes: ['*'],
+      enabled: false,
+    }),
+    'PATCH /api/v1/webhook-endpoints/{id}': () => ({ description: 'Renamed by A', enabled: false }),
+    'POST /api/v1/webhook-endpoints/{id}/replay': () => ({ since: new Date(Date.now() - 3600_000).toISOString() }),
     'POST /api/v1/user-mappings/batch': () => ({
       mappings: [{ provider: 'twilio', externalId: unique('a-ext'), crmUserId: unique('a-crm') }],
     }),
@@ -387,6 +397,61 @@ describe('tenant isolation', () => {
     );
     return { id: eventId, needles: [eventId, ...connection.needles], intact: async () => {} };
   };
+  /** An outbound endpoint of B (disabled: nothing is sent) with one delivery in its log. */
+  factories['webhook-endpoints'] = async (company) => {
+    const description = unique('B hook');
+    const token = unique('b-header');
+    const res = await call(
+      t,
+      'POST',
+      '/api/v1/webhook-endpoints',
+      { token: company.owner.accessToken },
+      {
+        url: `https://93.184.216.34/${unique('b-hook')}`,
+        description,
+        eventTypes: ['*'],
+        enabled: false,
+        headers: { 'X-B-Token': token },
+      },
+    );
+    expect(res.status).toBe(201);
+    const { secret, ...endpoint } = await json(res);
+    const eventId = randomUUID();
+    const body = JSON.stringify({ id: eventId, type: 'call.ringing', companyId: company.id, note: description });
+    const [delivery] = (await t.app.get(DataSource).query(
+      `INSERT INTO webhook_deliveries (company_id, endpoint_id, event_id, event_type, event_seq, body, origin, status, attempts, completed_at)
+         VALUES ($1, $2, $3, 'call.ringing', 1, $4, 'event', 'failed', 1, now()) RETURNING id`,
+      [company.id, endpoint.id, eventId, body],
+    )) as { id: string }[];
+    const deliveries = async () =>
+      json(
+        await call(t, 'GET', `/api/v1/webhook-endpoints/${endpoint.id}/deliveries`, {
+          token: company.owner.accessToken,
+        }),
+      );
+    const before = await deliveries();
+    expect(before.data).toHaveLength(1);
+    return {
+      id: endpoint.id,
+      paramsByCount: { 2: [endpoint.id, delivery!.id] },
+      needles: [endpoint.id, description, token, secret, endpoint.url, delivery!.id, eventId],
+      intact: async () => {
+        const now = await call(t, 'GET', `/api/v1/webhook-endpoints/${endpoint.id}`, {
+          token: company.owner.accessToken,
+        });
+        expect(now.status).toBe(200);
+        expect(await json(now)).toEqual(endpoint);
+        expect(await deliveries()).toEqual(before);
+      },
+    };
+  };
+  /** No route takes it as an id: B's incoming-webhook secret, for the list route to leak. */
+  factories['incoming-secret'] = async (company) => {
+    const res = await call(t, 'POST', '/api/v1/webhooks/incoming-secret', { token: company.owner.accessToken });
+    expect(res.status).toBe(201);
+    const created = await json(res);
+    return { id: company.id, needles: [created.secret], intact: async () => {} };
+  };
   /** No route takes a message id; B's messages are there for the lists to leak. */
   factories.messages = async (company) => {
     const providerMessageId = unique('b-sms');
@@ -499,8 +564,8 @@ describe('tenant isolation', () => {
         let i = 0;
         return route.path.replace(PARAM, () => encodeURIComponent(values[i++]!));
       };
-      const onB = fill(resource.params ?? [resource.id]);
-      const onMissing = fill(resource.missingParams ?? [randomUUID()]);
+      const onB = fill(resource.paramsByCount?.[route.params.length] ?? resource.params ?? [resource.id]);
+      const onMissing = fill(resource.missingParams ?? route.params.map(() => randomUUID()));
 
       for (const [label, credential] of credentialsOfA()) {
         const what = `${label} ${route.method} ${route.path}`;

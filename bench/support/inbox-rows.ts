@@ -4,7 +4,12 @@ import { CallApplyService } from '../../src/calls/call-apply.service.js';
 import type { CallEvent } from '../../src/calls/call-event.js';
 import type { CompanyEventEntity } from '../../src/events/company-event.entity.js';
 import { EventsService } from '../../src/events/events.service.js';
-import { inboxCallKey, inboxPartition, recordsFromJson, recordsToJson } from '../../src/webhooks/inbox/inbox-records.js';
+import {
+  inboxCallKey,
+  inboxPartition,
+  recordsFromJson,
+  recordsToJson,
+} from '../../src/webhooks/inbox/inbox-records.js';
 import { parseTwilioPayload, twilioEventId, type TwilioWebhookPayload } from '../../src/pbx/twilio/twilio.mapper.js';
 import { createCompany, type RunningApp, sleep } from './harness.js';
 

@@ -57,6 +57,20 @@ describe('loadConfig', () => {
       WEBHOOK_BACKLOG_THRESHOLD: 10_000,
       WEBHOOK_MAX_AGE_MS: 300_000,
       WEBHOOK_CLOCK_LEEWAY_MS: 30_000,
+      WEBHOOK_DELIVERY_ENABLED: true,
+      WEBHOOK_DELIVERY_TIMEOUT_MS: 10_000,
+      WEBHOOK_RETRY_SCHEDULE: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
+      WEBHOOK_RETRY_JITTER_PCT: 20,
+      WEBHOOK_ENDPOINT_DISABLE_AFTER_MS: 432_000_000,
+      WEBHOOK_ENDPOINTS_PER_COMPANY: 20,
+      WEBHOOK_ENDPOINT_CONCURRENCY: 8,
+      WEBHOOK_DELIVERY_CONCURRENCY: 256,
+      WEBHOOK_SECRET_OVERLAP_MS: 86_400_000,
+      WEBHOOK_ALLOWED_TARGETS: [],
+      WEBHOOK_DNS_OVERRIDES: [],
+      WEBHOOK_DNS_OFFLINE: false,
+      WEBHOOK_REPLAY_MAX_EVENTS: 10_000,
+      WEBHOOK_DELIVERY_RETENTION_DAYS: 30,
       ASTERISK_ENABLED: true,
       ASTERISK_LOCK_POLL_MS: 3_000,
       ASTERISK_COMMAND_TIMEOUT_MS: 10_000,
@@ -67,6 +81,14 @@ describe('loadConfig', () => {
       AMI_APPLY_RETRY_MAX_MS: 5_000,
       AMI_PENDING_MAX_EVENTS: 50_000,
     });
+  });
+
+  it('reads a retry schedule of durations with units, and refuses one it cannot read', () => {
+    expect(loadConfig({ WEBHOOK_RETRY_SCHEDULE: '0, 300ms,2s,1m,1h,1d' }).WEBHOOK_RETRY_SCHEDULE).toEqual([
+      0, 300, 2_000, 60_000, 3_600_000, 86_400_000,
+    ]);
+    expect(() => loadConfig({ WEBHOOK_RETRY_SCHEDULE: '0,5 minutes' })).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
+    expect(() => loadConfig({ WEBHOOK_RETRY_SCHEDULE: '-1s' })).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
   });
 
   it('refuses an operator secret shorter than 32 characters, without echoing it', () => {

@@ -1,5 +1,13 @@
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import { CompanyEntity } from '../../tenants/company.entity.js';
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  UpdateDateColumn,
+} from 'typeorm';
 
 /** Why an endpoint was disabled (null while enabled, or when an admin disabled it: 'manual'). */
 export const ENDPOINT_DISABLED_REASONS = ['manual', 'failing', 'gone'] as const;
@@ -15,15 +23,15 @@ export type EndpointDisabledReason = (typeof ENDPOINT_DISABLED_REASONS)[number];
 @Entity({ name: 'webhook_endpoints' })
 @Index('webhook_endpoints_company_idx', ['companyId', 'createdAt', 'id'])
 export class WebhookEndpointEntity {
-  @PrimaryGeneratedColumn('uuid')
+  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'webhook_endpoints_pkey' })
   id!: string;
 
   @Column({ name: 'company_id', type: 'uuid' })
   companyId!: string;
 
-  @ManyToOne(() => CompanyEntity, { onDelete: 'CASCADE' })
+  @ManyToOne('CompanyEntity', { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'company_id', foreignKeyConstraintName: 'webhook_endpoints_company_fkey' })
-  company?: CompanyEntity;
+  company?: unknown;
 
   @Column({ type: 'varchar', length: 2048 })
   url!: string;

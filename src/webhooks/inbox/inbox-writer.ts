@@ -3,7 +3,8 @@ import type { DataSource } from 'typeorm';
 /** One row to write to the inbox. */
 export interface InboxRow {
   companyId: string;
-  connectionId: string;
+  /** Null for the generic incoming webhook: such rows are unique per (company, event id). */
+  connectionId: string | null;
   provider: string;
   route: string;
   kind: string;
@@ -63,6 +64,22 @@ export class InboxWriter {
   }
 
   private async flush(batch: Waiting[]): Promise<void> {
+    const generic = batch.filter((w) => w.row.connectionId === null);
+    const connected = generic.length === 0 ? batch : batch.filter((w) => w.row.connectionId !== null);
+    const written = (await Promise.all([this.insert(connected, false), this.insert(generic, true)])).reduce(
+      (a, b) => a + b,
+      0,
+    );
+    if (written > 0) this.committed(written);
+  }
+
+  /**
+   * One multi-row INSERT; resolves each caller (its id, or null for a duplicate) and returns the
+   * rows written. Rows with a connection are unique on (connection_id, event_id); rows without
+   * (`generic`) on (company_id, event_id) where connection_id IS NULL (a partial unique index).
+   */
+  private async insert(batch: Waiting[], generic: boolean): Promise<number> {
+    if (batch.length === 0) return 0;
     const values: string[] = [];
     const params: unknown[] = [];
     for (const { row } of batch) {
@@ -87,20 +104,22 @@ export class InboxWriter {
       const inserted = (await this.dataSource.query(
         `INSERT INTO webhook_inbox (company_id, connection_id, provider, route, kind, event_id, payload, call_key, partition, records)
          VALUES ${values.join(', ')}
-         ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id, connection_id, event_id`,
+         ${generic ? 'ON CONFLICT (company_id, event_id) WHERE connection_id IS NULL' : 'ON CONFLICT (connection_id, event_id)'}
+         DO NOTHING RETURNING id, ${generic ? 'company_id' : 'connection_id'} AS owner, event_id`,
         params,
-      )) as { id: string; connection_id: string; event_id: string }[];
-      const ids = new Map(inserted.map((r) => [`${r.connection_id}\n${r.event_id}`, r.id]));
+      )) as { id: string; owner: string; event_id: string }[];
+      const ids = new Map(inserted.map((r) => [`${r.owner}\n${r.event_id}`, r.id]));
       for (const w of batch) {
-        const key = `${w.row.connectionId}\n${w.row.eventId}`;
+        const key = `${generic ? w.row.companyId : w.row.connectionId}\n${w.row.eventId}`;
         const id = ids.get(key) ?? null;
         // The same event twice in one batch: the first caller has the row, the others a duplicate.
         if (id !== null) ids.delete(key);
         w.resolve(id);
       }
-      if (inserted.length > 0) this.committed(inserted.length);
+      return inserted.length;
     } catch (error) {
       for (const w of batch) w.reject(error);
+      return 0;
     }
   }
 }

@@ -32,7 +32,8 @@ const NOTIFY_TOPIC = 'inbox';
 interface ClaimedRow {
   id: string;
   company_id: string;
-  connection_id: string;
+  /** Null for the generic incoming webhook (its rows always carry records). */
+  connection_id: string | null;
   provider: string;
   kind: string;
   event_id: string;
@@ -332,8 +333,10 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
     // not record them twice); done before this transaction takes any company's counter lock.
     for (const { row, records } of others) await this.recordOthers(row, records);
     const outcome = await this.calls.applyIn(m, events);
+    // clock_timestamp(), not now(): this transaction may have begun before the row was written
+    // (each statement sees newer commits), and processed_at must not precede received_at.
     await m.query(
-      `UPDATE webhook_inbox SET status = 'processed', processed_at = now(), attempts = attempts + 1,
+      `UPDATE webhook_inbox SET status = 'processed', processed_at = clock_timestamp(), attempts = attempts + 1,
          last_error = NULL, next_attempt_at = NULL
        WHERE id = ANY($1::uuid[])`,
       [rows.map((r) => r.id)],
@@ -344,6 +347,7 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
   /** What the mapper made of the row at ingest; rows stored without (older ones) are mapped now. */
   private async recordsOf(row: ClaimedRow): Promise<WebhookRecords> {
     if (row.records) return recordsFromJson(row.records);
+    if (!row.connection_id) throw new Error('the row has neither records nor a connection');
     const connection = await this.connections.loadForWebhook(row.connection_id);
     if (!connection) throw new Error('the connection was removed');
     return this.registry
@@ -352,6 +356,8 @@ export class WebhookInboxProcessorService implements OnApplicationBootstrap, Bef
   }
 
   private async recordOthers(row: ClaimedRow, records: WebhookRecords): Promise<void> {
+    // Voicemails and messages come from provider connections only (the generic webhook carries calls).
+    if (!row.connection_id) throw new Error('a voicemail or message without a connection');
     const source = { companyId: row.company_id, connectionId: row.connection_id, provider: row.provider };
     for (const vm of records.voicemails) {
       const callId = vm.providerCallId

@@ -13,6 +13,8 @@ export type InboxStatus = (typeof INBOX_STATUSES)[number];
 @Index('webhook_inbox_company_received_idx', ['companyId', 'receivedAt', 'id'])
 @Index('webhook_inbox_pending_idx', ['receivedAt'], { where: "status = 'pending'" })
 @Index('webhook_inbox_pending_partition_idx', ['partition', 'seq'], { where: "status = 'pending'" })
+// The generic incoming webhook has no connection: its rows are unique per company and webhook-id.
+@Index('webhook_inbox_company_event_key', ['companyId', 'eventId'], { unique: true, where: 'connection_id IS NULL' })
 export class WebhookInboxEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
@@ -20,8 +22,9 @@ export class WebhookInboxEntity {
   @Column({ name: 'company_id', type: 'uuid' })
   companyId!: string;
 
-  @Column({ name: 'connection_id', type: 'uuid' })
-  connectionId!: string;
+  /** Null for the generic incoming webhook (src/webhooks/incoming/), which has no connection. */
+  @Column({ name: 'connection_id', type: 'uuid', nullable: true })
+  connectionId!: string | null;
 
   @ManyToOne('PbxConnectionEntity', { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'connection_id', foreignKeyConstraintName: 'webhook_inbox_connection_fkey' })

@@ -15,7 +15,7 @@ import { PbxRegistry } from '../../pbx/pbx-registry.js';
 import { type InboundWebhook, PbxError, type VerifiedWebhook, type WebhookRecords } from '../../pbx/pbx-provider.js';
 import type { InboxItemDto, ListInboxQuery } from './webhook-inbox.dto.js';
 import { inboxCallKey, inboxPartition, recordsToJson } from './inbox-records.js';
-import { InboxWriter } from './inbox-writer.js';
+import { type InboxRow, InboxWriter } from './inbox-writer.js';
 import { WebhookInboxEntity } from './webhook-inbox.entity.js';
 import { WebhookInboxProcessorService } from './webhook-inbox-processor.service.js';
 
@@ -119,6 +119,15 @@ export class WebhookInboxService {
       recordsJson: records ? recordsToJson(records) : null,
     });
     return { duplicate: inboxId === null, inboxId, ack: driver.webhookAck(route) };
+  }
+
+  /**
+   * Writes a row verified and mapped elsewhere (the generic incoming webhook, which has no
+   * connection) through the same group commit; resolves with its id once committed, or null when
+   * the row was there already (a redelivery: nothing is processed again).
+   */
+  writeRow(row: InboxRow): Promise<string | null> {
+    return this.writer.write(row);
   }
 
   async list(tenant: Tenant, query: ListInboxQuery): Promise<CursorPage<InboxItemDto>> {
