@@ -453,6 +453,32 @@ describe('outbound webhook deliveries', () => {
     expect(slow.requests.filter((r) => r.at - t0 < 900).length).toBeLessThanOrEqual(4);
   });
 
+  it('a slow endpoint does not delay others on the SAME origin (its own connections), of any company', async () => {
+    // One server, endpoints told apart by path only (as an automation service's hooks are).
+    const shared = await receiver((req) => (req.url === '/hook/slow' ? { delayMs: 5_000 } : {}));
+    await createEndpoint(a, `${shared.url}/slow`, ['call.*']);
+    await createEndpoint(a, `${shared.url}/fast-a`, ['call.*']);
+    await createEndpoint(b, `${shared.url}/fast-b`, ['call.*']);
+    const t0 = Date.now();
+    for (let i = 0; i < 8; i++) {
+      await logCall(a); // 24 events for the slow endpoint and fast-a
+      await logCall(b); // 24 for fast-b
+    }
+    const fastOf = (path: string) => shared.requests.filter((r) => r.url === path);
+    await shared.waitFor(24 + 24 + 1, 5_000);
+    for (;;) {
+      if (fastOf('/hook/fast-a').length >= 24 && fastOf('/hook/fast-b').length >= 24) break;
+      if (Date.now() - t0 > 5_000) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const fastDone = Date.now() - t0;
+    expect({ a: fastOf('/hook/fast-a').length, b: fastOf('/hook/fast-b').length }).toEqual({ a: 24, b: 24 });
+    expect(fastDone).toBeLessThan(3_000);
+    const slowEarly = shared.requests.filter((r) => r.url === '/hook/slow' && r.at - t0 < 900).length;
+    expect(slowEarly).toBeGreaterThan(0);
+    expect(slowEarly).toBeLessThanOrEqual(4);
+  });
+
   it("respects the endpoint's rate limit", async () => {
     const r = await receiver();
     await createEndpoint(a, r.url, ['call.*'], { rateLimitPerSecond: 4 });

@@ -603,6 +603,7 @@ export class WebhookDispatcherService implements OnApplicationBootstrap, BeforeA
       return { ok: false, statusCode: null, errorClass: 'unknown', snippet: null, latencyMs: 0, startedAt: new Date() };
     }
     const result = await this.sender.send({
+      endpointId: row.endpointId,
       url: row.url,
       eventId: row.eventId,
       body: row.body,

@@ -17,6 +17,8 @@ export interface SendResult {
 }
 
 export interface SendRequest {
+  /** Whose connections to use: the endpoint's own (one slow endpoint never holds another's sockets). */
+  endpointId: string;
   url: string;
   /** The webhook-id: the event id, stable across retries and replays. */
   eventId: string;
@@ -37,31 +39,67 @@ class DeliveryTimeout extends Error {
 
 const RESERVED = new Set(['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature']);
 
+/** An endpoint's connections are closed after this long without a delivery. */
+const IDLE_AGENT_MS = 60_000;
+
 /**
- * Signs and POSTs deliveries with undici over one keep-alive Agent whose connector is the SSRF
- * guard's (it resolves and checks the target, pins the address, checks the socket's peer). No
- * redirect is followed (undici follows none without its redirect interceptor). Success is a 2xx
- * whose headers and body (up to 1 KB read, then the rest is dropped) came within the timeout;
- * every failure is a result with its class, never a throw.
+ * Signs and POSTs deliveries with undici, over one keep-alive Agent PER ENDPOINT whose connector
+ * is the SSRF guard's (it resolves and checks the target, pins the address, checks the socket's
+ * peer). Per endpoint, not per origin: endpoints of many companies often share an origin (an
+ * automation service's hooks differ only by path), and a shared pool would let one slow endpoint
+ * hold every socket to that origin. No redirect is followed (undici follows none without its
+ * redirect interceptor). Success is a 2xx whose headers and body (up to 1 KB read, then the rest
+ * is dropped) came within the timeout; every failure is a result with its class, never a throw.
  */
 export class WebhookSender {
-  private readonly agent: Agent;
+  private readonly agents = new Map<string, { agent: Agent; lastUsed: number; busy: number }>();
   private readonly signers = new Map<string, Webhook>();
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    connector: NonNullable<ConstructorParameters<typeof Agent>[0]>['connect'],
+    private readonly connector: NonNullable<ConstructorParameters<typeof Agent>[0]>['connect'],
     private readonly timeoutMs: number,
-    connectionsPerOrigin: number,
+    /** Sockets per endpoint at most (its in-flight limit; +1 for the test route). */
+    private readonly connectionsPerEndpoint: number,
   ) {
-    this.agent = new Agent({
-      connect: connector,
-      connections: connectionsPerOrigin,
-      pipelining: 1,
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 30_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
+    this.sweeper = setInterval(() => this.closeIdle(), IDLE_AGENT_MS / 2);
+    this.sweeper.unref();
+  }
+
+  private agentOf(endpointId: string): { agent: Agent; lastUsed: number; busy: number } {
+    let entry = this.agents.get(endpointId);
+    if (!entry) {
+      entry = {
+        agent: new Agent({
+          connect: this.connector,
+          connections: this.connectionsPerEndpoint + 1,
+          pipelining: 1,
+          keepAliveTimeout: 4_000,
+          keepAliveMaxTimeout: 30_000,
+          headersTimeout: this.timeoutMs,
+          bodyTimeout: this.timeoutMs,
+        }),
+        lastUsed: Date.now(),
+        busy: 0,
+      };
+      this.agents.set(endpointId, entry);
+    }
+    return entry;
+  }
+
+  private closeIdle(): void {
+    const cutoff = Date.now() - IDLE_AGENT_MS;
+    for (const [id, entry] of this.agents) {
+      if (entry.busy === 0 && entry.lastUsed < cutoff) {
+        this.agents.delete(id);
+        void entry.agent.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /** Endpoints with open connection pools (for tests and metrics). */
+  get pools(): number {
+    return this.agents.size;
   }
 
   /** `webhook-signature`: one `v1,…` per secret, space-separated (the scheme allows several). */
@@ -81,6 +119,8 @@ export class WebhookSender {
       latencyMs: Math.max(0, Math.round(performance.now() - t0)),
       startedAt,
     });
+    const pool = this.agentOf(req.endpointId);
+    pool.busy++;
     try {
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(req.headers)) {
@@ -92,7 +132,7 @@ export class WebhookSender {
       headers['webhook-timestamp'] = String(Math.floor(req.at.getTime() / 1000));
       headers['webhook-signature'] = this.sign(req.secrets, req.eventId, req.at, req.body);
       const res = await request(req.url, {
-        dispatcher: this.agent,
+        dispatcher: pool.agent,
         method: 'POST',
         headers,
         body: req.body,
@@ -120,13 +160,18 @@ export class WebhookSender {
         snippet: null,
       });
     } finally {
+      pool.busy--;
+      pool.lastUsed = Date.now();
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onOuterAbort);
     }
   }
 
   async close(): Promise<void> {
-    await this.agent.destroy().catch(() => undefined);
+    clearInterval(this.sweeper);
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(agents.map((e) => e.agent.destroy().catch(() => undefined)));
   }
 
   private signer(secret: string): Webhook {
