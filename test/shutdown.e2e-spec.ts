@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   newCallSid,
   startTwilioFake,
@@ -12,10 +11,11 @@ import {
 } from './fakes/twilio-fake.js';
 import { AmiSimulator } from './support/ami-simulator.js';
 import { createTestDatabase, query, type TestDatabase } from './support/database.js';
+import { buildServer, ServerProcess } from './support/server-process.js';
 import { json } from './support/http.js';
 import { connect, sleep } from './support/sockets.js';
 import { call, createCompany, type TestCompany, unique } from './support/tenant.js';
-import { TEST_ENV, TEST_PUBLIC_BASE_URL, type TestApp } from './support/test-app.js';
+import { TEST_ENV, TEST_PUBLIC_BASE_URL } from './support/test-app.js';
 
 /**
  * A graceful stop, on the real built server (`node dist/src/main.js`, what `npm start` runs) in a
@@ -23,81 +23,10 @@ import { TEST_ENV, TEST_PUBLIC_BASE_URL, type TestApp } from './support/test-app
  * webhooks; SIGINT with a slow request in flight; the embedded PostgreSQL stopped last.
  */
 
-const ROOT = resolve(process.cwd());
-/** A build of its own, so that a concurrent `npm run build` does not change it under the test. */
-const BUILD = join(ROOT, '.data', 'test-build-shutdown');
-const MAIN = join(BUILD, 'src', 'main.js');
+/** The built server's main.js (a build of this test's own). */
+let MAIN = '';
 const COMPANY_NUMBER = '+15550001000';
 const CUSTOMER = '+15551230001';
-
-interface LogLine {
-  level: number;
-  msg?: string;
-  [key: string]: unknown;
-}
-
-/** The server as a child process: its log lines (pino JSON on stdout), its exit. */
-class ServerProcess {
-  readonly lines: LogLine[] = [];
-  stderr = '';
-  url = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly child: ChildProcess;
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [MAIN], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let partial = '';
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      partial += chunk.toString('utf8');
-      const complete = partial.split('\n');
-      partial = complete.pop() ?? '';
-      for (const line of complete.filter(Boolean)) {
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.lines.push({ level: 60, msg: `not JSON: ${line}` });
-        }
-      }
-    });
-    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
-    this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done({ code, signal })));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  /** Resolves with the URL once it listens; rejects if it exits first. */
-  async listening(ms = 60_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    while (Date.now() < deadline && !exited) {
-      const line = this.lines.find((l) => typeof l.url === 'string' && l.msg?.startsWith('Switchboard listening'));
-      if (line) return (this.url = (line.url as string).replace('localhost', '127.0.0.1'));
-      await sleep(50);
-    }
-    throw new Error(`the server did not start: ${this.stderr}\n${this.lines.map((l) => l.msg).join('\n')}`);
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
-
-  /** Lines at error level or above (pino: 50 error, 60 fatal). */
-  errors(): LogLine[] {
-    return this.lines.filter((l) => l.level >= 50);
-  }
-
-  /** What the test helpers of test/support need of an app: its fetch. */
-  asTestApp(): TestApp {
-    return { fetch: (path: string, init?: RequestInit) => fetch(this.url + path, init) } as TestApp;
-  }
-}
 
 const baseEnv = (extra: Record<string, string>): Record<string, string> => ({
   ...TEST_ENV,
@@ -140,14 +69,7 @@ function alive(pid: number): boolean {
 describe('graceful stop of the built server', () => {
   beforeAll(() => {
     // SHUTDOWN_TEST_REUSE_BUILD=1 reruns on the last build (faster while working on this file).
-    if (process.env.SHUTDOWN_TEST_REUSE_BUILD === '1' && existsSync(MAIN)) return;
-    // tsc emits even when another file has a type error; the test is about the stop, not types.
-    const built = spawnSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
-    if (!existsSync(MAIN)) throw new Error(`build failed: ${built.stdout}${built.stderr}`);
+    MAIN = buildServer('shutdown', process.env.SHUTDOWN_TEST_REUSE_BUILD === '1');
   }, 300_000);
 
   describe('on PostgreSQL (DATABASE_URL)', () => {
@@ -173,7 +95,7 @@ describe('graceful stop of the built server', () => {
     });
 
     const start = async () => {
-      const server = new ServerProcess(env);
+      const server = new ServerProcess(MAIN, env);
       running.push(server);
       await server.listening();
       return server;
@@ -331,6 +253,7 @@ describe('graceful stop of the built server', () => {
       }),
     );
     const server = new ServerProcess(
+      MAIN,
       baseEnv({ DATABASE_URL: db.url, JOBS_ENABLED: 'false', ASTERISK_LOCK_POLL_MS: '200' }),
     );
     try {
@@ -390,6 +313,7 @@ describe('graceful stop of the built server', () => {
     chmodSync(parent, 0o755); // PostgreSQL runs as its own user and must reach its directory
     const dir = join(parent, 'postgres');
     const server = new ServerProcess(
+      MAIN,
       baseEnv({
         EMBEDDED_PG_DIR: dir,
         EMBEDDED_PG_PORT: String(40000 + Math.floor(Math.random() * 20000)),

@@ -1,12 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { createTestDatabase, query, type TestDatabase } from './support/database.js';
+import { buildServer, ServerProcess } from './support/server-process.js';
 import { json } from './support/http.js';
 import { sleep } from './support/sockets.js';
 import { call, createCompany, type TestCompany } from './support/tenant.js';
-import { TEST_ENV, type TestApp } from './support/test-app.js';
+import { TEST_ENV } from './support/test-app.js';
 import { WebhookReceiver } from './support/webhook-receiver.js';
 
 /**
@@ -16,67 +14,8 @@ import { WebhookReceiver } from './support/webhook-receiver.js';
  * (it de-duplicates by webhook-id and counts).
  */
 
-const ROOT = resolve(process.cwd());
-/** A build of its own, so that a concurrent build does not change it under the test. */
-const BUILD = join(ROOT, '.data', 'test-build-webhook-crash');
-const MAIN = join(BUILD, 'src', 'main.js');
-
-interface LogLine {
-  level: number;
-  msg?: string;
-  [key: string]: unknown;
-}
-
-class ServerProcess {
-  readonly lines: LogLine[] = [];
-  stderr = '';
-  url = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly child: ChildProcess;
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [MAIN], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let partial = '';
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      partial += chunk.toString('utf8');
-      const complete = partial.split('\n');
-      partial = complete.pop() ?? '';
-      for (const line of complete.filter(Boolean)) {
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.lines.push({ level: 60, msg: `not JSON: ${line}` });
-        }
-      }
-    });
-    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
-    this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done({ code, signal })));
-  }
-
-  async listening(ms = 60_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    while (Date.now() < deadline && !exited) {
-      const line = this.lines.find((l) => typeof l.url === 'string' && l.msg?.startsWith('Switchboard listening'));
-      if (line) return (this.url = (line.url as string).replace('localhost', '127.0.0.1'));
-      await sleep(50);
-    }
-    throw new Error(`the server did not start: ${this.stderr}\n${this.lines.map((l) => l.msg).join('\n')}`);
-  }
-
-  kill(): void {
-    this.child.kill('SIGKILL');
-  }
-
-  asTestApp(): TestApp {
-    return { fetch: (path: string, init?: RequestInit) => fetch(this.url + path, init) } as TestApp;
-  }
-}
+/** The built server's main.js (a build of this test's own). */
+let MAIN = '';
 
 describe('outbound deliveries survive kill -9', () => {
   let db: TestDatabase;
@@ -84,15 +23,7 @@ describe('outbound deliveries survive kill -9', () => {
   const running: ServerProcess[] = [];
 
   beforeAll(async () => {
-    if (!(process.env.WEBHOOK_CRASH_TEST_REUSE_BUILD === '1' && existsSync(MAIN))) {
-      // tsc emits even when another file has a type error; the test is about the crash, not types.
-      const built = spawnSync(
-        process.execPath,
-        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD],
-        { cwd: ROOT, encoding: 'utf8' },
-      );
-      if (!existsSync(MAIN)) throw new Error(`build failed: ${built.stdout}${built.stderr}`);
-    }
+    MAIN = buildServer('webhook-crash', process.env.WEBHOOK_CRASH_TEST_REUSE_BUILD === '1');
     db = await createTestDatabase('webhook_crash');
     // Slow enough that deliveries are in flight when the server dies.
     receiver = await WebhookReceiver.start(() => ({ status: 200, delayMs: 150 }));
@@ -121,7 +52,7 @@ describe('outbound deliveries survive kill -9', () => {
   };
 
   const start = async () => {
-    const server = new ServerProcess({ ...env, DATABASE_URL: db.url });
+    const server = new ServerProcess(MAIN, { ...env, DATABASE_URL: db.url });
     running.push(server);
     await server.listening();
     return server;

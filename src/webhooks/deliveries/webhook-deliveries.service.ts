@@ -2,10 +2,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { Brackets, DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AuditService } from '../../audit/audit.service.js';
 import { actorOf, type Tenant } from '../../common/access/principal.js';
-import { type CursorPage, decodeCursor, encodeCursor } from '../../common/pagination.js';
+import { type CursorPage, keysetPage } from '../../common/pagination.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ResolvedConfig } from '../../config/config.schema.js';
 import type { EventEnvelope } from '../../events/event-envelope.js';
@@ -60,31 +60,9 @@ export class WebhookDeliveriesService {
     if (query.eventType) qb.andWhere('d.event_type = :eventType', { eventType: query.eventType });
     if (query.since) qb.andWhere('d.created_at >= :since', { since: query.since });
     if (query.until) qb.andWhere('d.created_at < :until', { until: query.until });
-    if (query.cursor) {
-      const k = decodeCursor(query.cursor);
-      qb.andWhere(
-        new Brackets((w) =>
-          w
-            .where('d.created_at < CAST(:at AS timestamptz)', { at: k.at })
-            .orWhere('(d.created_at = CAST(:at AS timestamptz) AND d.id < CAST(:id AS uuid))', { id: k.id }),
-        ),
-      );
-    }
-    const { entities: rows, raw } = await qb
-      .addSelect(`to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'cursor_at')
-      .orderBy('d.created_at', 'DESC')
-      .addOrderBy('d.id', 'DESC')
-      .limit(query.limit + 1)
-      .getRawAndEntities<{ cursor_at: string }>();
-    const more = rows.length > query.limit;
-    const data = more ? rows.slice(0, query.limit) : rows;
-    const last = data[data.length - 1];
-    const lastAt = raw[data.length - 1]?.cursor_at;
-    const attempts = await this.attemptsOf(data.map((d) => d.id));
-    return {
-      data: data.map((d) => toDto(d, attempts.get(d.id) ?? [])),
-      next: more && last && lastAt ? encodeCursor({ at: lastAt, id: last.id }) : null,
-    };
+    const page = await keysetPage(qb, 'd', 'created_at', query, (d) => d);
+    const attempts = await this.attemptsOf(page.data.map((d) => d.id));
+    return { data: page.data.map((d) => toDto(d, attempts.get(d.id) ?? [])), next: page.next };
   }
 
   async get(companyId: string, endpointId: string, deliveryId: string): Promise<WebhookDeliveryDetailDto> {

@@ -1,24 +1,19 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { SecretBox } from '../../common/crypto/secret-box.js';
 import { APP_CONFIG } from '../../config/config.module.js';
 import type { ResolvedConfig } from '../../config/config.schema.js';
 import { createDefaultDnsLookup, SsrfGuard, WEBHOOK_DNS_LOOKUP } from './ssrf-guard.js';
 import { WebhookEndpointEntity } from './webhook-endpoint.entity.js';
 import { WebhookEndpointsController } from './webhook-endpoints.controller.js';
 import { WebhookEndpointsService } from './webhook-endpoints.service.js';
+import { webhookSecretBox } from '../webhook-secrets.js';
 
 /** Outbound webhook endpoints: subscriptions, secrets, SSRF guard. */
 @Module({
   imports: [TypeOrmModule.forFeature([WebhookEndpointEntity])],
   controllers: [WebhookEndpointsController],
   providers: [
-    // Endpoint secrets are sealed with the same key ring as other secrets at rest (PBX_SECRETS_KEY).
-    {
-      provide: SecretBox,
-      useFactory: (config: ResolvedConfig) => new SecretBox(config.PBX_SECRETS_KEY, config.PBX_SECRETS_KEYS_PREVIOUS),
-      inject: [APP_CONFIG],
-    },
+    webhookSecretBox,
     {
       provide: WEBHOOK_DNS_LOOKUP,
       useFactory: (config: ResolvedConfig) => createDefaultDnsLookup(config),

@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { newWebhookSecret } from '../webhook-secrets.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
@@ -21,13 +22,6 @@ import {
   type WebhookEndpointDto,
 } from './webhook-endpoints.dto.js';
 import { webhookEndpointsError } from './webhook-endpoints.errors.js';
-
-/** Standard Webhooks secrets: `whsec_` + base64 of 32 random bytes. */
-export const SECRET_PREFIX = 'whsec_';
-
-export function newSecret(): string {
-  return SECRET_PREFIX + randomBytes(32).toString('base64');
-}
 
 /** `whsec_Ab…wxyz`: enough to tell two secrets apart, useless to sign. */
 export function secretHint(secret: string): string {
@@ -101,7 +95,7 @@ export class WebhookEndpointsService {
 
   async create(tenant: Tenant, dto: CreateWebhookEndpointDto): Promise<CreatedWebhookEndpointDto> {
     const url = await this.checkedUrl(dto.url);
-    const secret = newSecret();
+    const secret = newWebhookSecret();
     const saved = await this.dataSource.transaction(async (m) => {
       // One creation at a time per company, so the limit holds under concurrent requests.
       await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`webhook-endpoints:${tenant.companyId}`]);
@@ -215,7 +209,7 @@ export class WebhookEndpointsService {
    * WEBHOOK_SECRET_OVERLAP_MS (a previous one still in its overlap is dropped).
    */
   async rotateSecret(tenant: Tenant, id: string): Promise<RotatedWebhookSecretDto> {
-    const secret = newSecret();
+    const secret = newWebhookSecret();
     const saved = await this.dataSource.transaction(async (m) => {
       const row = await this.find(m, tenant.companyId, id, true);
       const overlap = this.config.WEBHOOK_SECRET_OVERLAP_MS;

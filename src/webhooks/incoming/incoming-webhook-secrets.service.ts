@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newWebhookSecret, WEBHOOK_SECRET_PREFIX } from '../webhook-secrets.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
@@ -11,13 +11,11 @@ import type { IncomingSecretCreatedDto, IncomingSecretDto } from './incoming-web
 import { IncomingWebhookSecretEntity } from './incoming-webhook-secret.entity.js';
 import { incomingError } from './incoming-webhooks.errors.js';
 
-/** The Standard Webhooks secret prefix. */
-export const SECRET_PREFIX = 'whsec_';
 const SHOWN_ONCE = 'Store this secret now: it is shown once and cannot be recovered.';
 
 /** `whsec_` + the first 4 and last 4 characters of its base64. */
 export function secretHint(secret: string): string {
-  return `${secret.slice(0, SECRET_PREFIX.length + 4)}…${secret.slice(-4)}`;
+  return `${secret.slice(0, WEBHOOK_SECRET_PREFIX.length + 4)}…${secret.slice(-4)}`;
 }
 
 /** What verifying a request needs: the company's status and the secrets that verify now. */
@@ -59,7 +57,7 @@ export class IncomingWebhookSecretsService {
 
   /** Creates the secret, or rotates it (the previous one verifies for the overlap); shown once. */
   async createOrRotate(tenant: Tenant, attempt = 0): Promise<IncomingSecretCreatedDto> {
-    const secret = SECRET_PREFIX + randomBytes(32).toString('base64');
+    const secret = newWebhookSecret();
     const sealed = this.box.seal(secret, associated(tenant.companyId));
     const overlapMs = this.config.WEBHOOK_SECRET_OVERLAP_MS;
     const row = await this.dataSource.transaction(async (m) => {
